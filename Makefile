@@ -1,0 +1,53 @@
+# plexus — see README.md. Every target works on a fresh Debian machine with Go;
+# run as root, missing system packages are installed by hack/deps.sh.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+CMDS := plexus sriov sriov-device-plugin plexus-install
+CNI_PLUGINS_VERSION := v1.9.1
+GOTEST_TIMEOUT ?= 45m
+# Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
+TEST_PREREQS := deps build cni-plugins
+export CGO_ENABLED := 0
+
+.PHONY: all build deps cni-plugins test vet unit demo bench fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	@for c in $(CMDS); do \
+	  if [ -f cmd/$$c/main.go ]; then \
+	    echo "go build -o bin/$$c ./cmd/$$c"; \
+	    $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/$$c ./cmd/$$c || exit 1; \
+	  fi; \
+	done
+
+deps:
+	@hack/deps.sh
+
+cni-plugins:
+	@CNI_PLUGINS_VERSION=$(CNI_PLUGINS_VERSION) hack/cni-plugins.sh $(BIN)/cni
+
+vet:
+	$(GO) vet ./...
+
+# Everything CI runs: vet, unit tests, root integration and cluster tests.
+test: $(TEST_PREREQS)
+	$(GO) vet ./...
+	PLEXUS_REQUIRE_ROOT=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+demo: deps build cni-plugins
+	@hack/demo.sh
+
+bench: deps build cni-plugins
+	@hack/bench.sh
+
+fuzz:
+	@hack/fuzz.sh
+
+clean:
+	rm -rf $(BIN)

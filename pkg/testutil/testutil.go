@@ -1,0 +1,77 @@
+// Package testutil holds helpers shared by the tests of every package:
+// where the repository's built binaries are, and root/netns preconditions.
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+)
+
+// RepoRoot is the directory holding go.mod.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// BinDir is where `make build` puts the project's binaries.
+func BinDir() string { return filepath.Join(RepoRoot(), "bin") }
+
+// CNIBinDir is where `make cni-plugins` puts the reference plugins.
+func CNIBinDir() string { return filepath.Join(RepoRoot(), "bin", "cni") }
+
+// Binary returns the path of a built project binary, failing the test when
+// it is missing (run `make build`).
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(BinDir(), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not built (run `make build`): %v", p, err)
+	}
+	return p
+}
+
+// RefPlugin returns the path of a reference CNI plugin, failing the test when
+// it is missing (run `make cni-plugins`).
+func RefPlugin(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(CNIBinDir(), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("reference plugin %s missing (run `make cni-plugins`): %v", p, err)
+	}
+	return p
+}
+
+// RequireRoot skips the test when not root, unless PLEXUS_REQUIRE_ROOT is set
+// (as `make test` does), in which case the test fails: CI must never silently
+// skip the integration layer.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("PLEXUS_REQUIRE_ROOT") != "" {
+		t.Fatal("this test needs root (PLEXUS_REQUIRE_ROOT is set)")
+	}
+	t.Skip("needs root")
+}
+
+// NewNS creates a fresh named network namespace (under /var/run/netns) that
+// is closed and removed when the test ends.
+func NewNS(t testing.TB) ns.NetNS {
+	t.Helper()
+	RequireRoot(t)
+	n, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("create netns: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = n.Close()
+		_ = testutils.UnmountNS(n)
+	})
+	return n
+}
