@@ -51,3 +51,22 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# ---- Local Kubernetes (etcd, kube-apiserver, kubelet, containerd) ----------
+.PHONY: k8s cluster-up cluster-down
+k8s: deps
+	@hack/k8s-bins.sh $(BIN)/k8s
+
+cluster-up: k8s build cni-plugins
+	$(GO) run ./e2e/cmd/localcluster up
+
+cluster-down:
+	$(GO) run ./e2e/cmd/localcluster down
+
+# ---- Images and kind e2e (need Docker/kind for e2e-kind) ---------------------
+.PHONY: images e2e-kind
+images: build
+	@hack/images.sh $(BIN)/images
+
+e2e-kind: images
+	@e2e/kind/run.sh
