@@ -1,0 +1,166 @@
+// Package k8s is plexus's Kubernetes mode: the pod, its
+// NetworkAttachmentDefinitions, and the network-status and Events written
+// back, all from the kube-apiserver named by a kubeconfig.
+//
+// plexus is exec'd for every pod ADD and DEL, so the package keeps its
+// start-up small: pods and Events go through a rest.RESTClient over a scheme
+// holding only core/v1 Pod and Event (protobuf on the wire), NADs through the
+// NAD client's typed client, and the kubeconfig is parsed here instead of
+// through clientcmd. An ADD costs one pod GET, one NAD LIST per namespace,
+// one status PATCH and one Event.
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
+	"k8s.io/client-go/rest"
+)
+
+// Defaults of Options. Kubelet's CRI calls (and so the runtime's CNI ADD)
+// time out after minutes; plexus gives up on the API well before that.
+const (
+	DefaultRequestTimeout = 3 * time.Second
+	DefaultBudget         = 10 * time.Second
+	DefaultAttempts       = 4
+	DefaultPodWait        = 5 * time.Second
+)
+
+// Options bound the time plexus spends on the API. Zero values take the
+// defaults above.
+type Options struct {
+	// RequestTimeout bounds one HTTP request.
+	RequestTimeout time.Duration
+	// Budget bounds one operation (a pod lookup, a NAD list, a status write,
+	// an Event) including its retries.
+	Budget time.Duration
+	// Attempts is how often a request is tried when it fails transiently
+	// (connection refused, timeout, 429, 5xx); other errors are final.
+	Attempts int
+	// PodWait is how long Pod waits for a pod that is not (yet) in the API.
+	PodWait time.Duration
+	// UserAgent is sent with every request; default "plexus".
+	UserAgent string
+	// Component is the Events' source component; default "plexus".
+	Component string
+	// Host is the Events' source host; default the pod's node.
+	Host string
+}
+
+func (o Options) withDefaults() Options {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Budget <= 0 {
+		o.Budget = DefaultBudget
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = DefaultAttempts
+	}
+	if o.PodWait <= 0 {
+		o.PodWait = DefaultPodWait
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "plexus"
+	}
+	if o.Component == "" {
+		o.Component = "plexus"
+	}
+	return o
+}
+
+// Client talks to the kube-apiserver for one plexus invocation. It caches
+// what it read (each namespace's NAD list, the pods' nodes) for the life of
+// the invocation; create a new one with Load for the next.
+type Client struct {
+	opts     Options
+	core     rest.Interface
+	nads     nadclient.K8sCniCncfIoV1Interface
+	requests atomic.Int64
+
+	mu       sync.Mutex
+	nadCache map[string]map[string]*nadv1.NetworkAttachmentDefinition
+	nodes    map[string]string // pod namespace/name -> spec.nodeName
+}
+
+// Load reads the kubeconfig at kubeconfigPath (anew on every call, so that
+// rotated tokens and certificates are picked up) and returns a Client for its
+// current context.
+func Load(kubeconfigPath string, opts Options) (*Client, error) {
+	if kubeconfigPath == "" {
+		return nil, fmt.Errorf("kubeconfig: path is empty")
+	}
+	cfg, err := restConfigFromKubeconfig(kubeconfigPath)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(cfg, opts)
+}
+
+// NewForConfig returns a Client for an already built rest.Config (tests,
+// tools); plexus itself uses Load.
+func NewForConfig(cfg *rest.Config, opts Options) (*Client, error) {
+	return newClient(rest.CopyConfig(cfg), opts)
+}
+
+func newClient(cfg *rest.Config, opts Options) (*Client, error) {
+	opts = opts.withDefaults()
+	c := &Client{
+		opts:     opts,
+		nadCache: map[string]map[string]*nadv1.NetworkAttachmentDefinition{},
+		nodes:    map[string]string{},
+	}
+	cfg.Timeout = opts.RequestTimeout
+	cfg.UserAgent = opts.UserAgent
+	cfg.QPS = -1 // a handful of requests per exec: no client-side rate limit
+	cfg.WrapTransport = c.countRequests
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
+	}
+	core, err := rest.RESTClientForConfigAndClient(coreConfig(cfg), httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
+	}
+	nadRC, err := rest.RESTClientForConfigAndClient(nadConfig(cfg), httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
+	}
+	c.core = core
+	c.nads = nadclient.New(nadRC)
+	return c, nil
+}
+
+// Requests is the number of HTTP requests sent to the API server so far,
+// retries included.
+func (c *Client) Requests() int { return int(c.requests.Load()) }
+
+func (c *Client) countRequests(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		c.requests.Add(1)
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// hostname is the Events' reporting instance when neither Options.Host nor
+// the pod's node is known.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// budget derives the context of one operation from the caller's.
+func (c *Client) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.Budget)
+}

@@ -1,0 +1,95 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/plexus-cni/plexus/pkg/plexus"
+)
+
+// Annotations kubelet puts on the API object of a static pod (its mirror
+// pod). The mirror pod's UID differs from the UID the runtime passes.
+const (
+	annotationMirror       = "kubernetes.io/config.mirror"
+	annotationConfigSource = "kubernetes.io/config.source"
+)
+
+// Pods returns the PodSource of c.
+func (c *Client) Pods() plexus.PodSource { return podSource{c} }
+
+type podSource struct{ c *Client }
+
+// Pod GETs the pod ref names. A pod that is not in the API yet is waited for
+// up to Options.PodWait; a non-empty ref.UID must match the pod's UID unless
+// the pod is a mirror (static) pod.
+func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, error) {
+	c := s.c
+	if ref.Namespace == "" || ref.Name == "" {
+		return nil, fmt.Errorf("pod %q: namespace and name must both be set (K8S_POD_NAMESPACE, K8S_POD_NAME)", ref.String())
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.PodWait+c.opts.Budget)
+	defer cancel()
+	pod, err := c.getPodWaiting(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if ref.UID != "" && string(pod.UID) != ref.UID && !isMirrorPod(pod) {
+		return nil, fmt.Errorf("pod %s: UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
+			ref, pod.UID, ref.UID)
+	}
+	c.mu.Lock()
+	c.nodes[ref.String()] = pod.Spec.NodeName
+	c.mu.Unlock()
+	return &plexus.Pod{
+		Namespace:   pod.Namespace,
+		Name:        pod.Name,
+		UID:         string(pod.UID),
+		Annotations: pod.Annotations,
+	}, nil
+}
+
+// getPodWaiting GETs the pod, retrying transient errors, and polls with
+// backoff while it is NotFound until Options.PodWait has passed.
+func (c *Client) getPodWaiting(ctx context.Context, ref plexus.PodRef) (*corev1.Pod, error) {
+	waitUntil := time.Now().Add(c.opts.PodWait)
+	delay := 50 * time.Millisecond
+	for {
+		pod, err := c.getPod(ctx, ref)
+		switch {
+		case err == nil:
+			return pod, nil
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("pod %s: get: %w", ref, err)
+		case time.Now().Add(delay).After(waitUntil) || !sleep(ctx, delay):
+			return nil, fmt.Errorf("pod %s: %w (waited %s)", ref, plexus.ErrPodNotFound, c.opts.PodWait)
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
+}
+
+func (c *Client) getPod(ctx context.Context, ref plexus.PodRef) (*corev1.Pod, error) {
+	ctx, cancel := c.budget(ctx)
+	defer cancel()
+	var pod corev1.Pod
+	err := c.retry(ctx, false, func(ctx context.Context) error {
+		return c.core.Get().MaxRetries(0).
+			Namespace(ref.Namespace).Resource("pods").Name(ref.Name).
+			Do(ctx).Into(&pod)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pod, nil
+}
+
+func isMirrorPod(pod *corev1.Pod) bool {
+	if _, ok := pod.Annotations[annotationMirror]; ok {
+		return true
+	}
+	src, ok := pod.Annotations[annotationConfigSource]
+	return ok && src != "api"
+}

@@ -1,0 +1,154 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/plexus-cni/plexus/pkg/plexus"
+)
+
+// Event reasons plexus records on a pod.
+const (
+	ReasonAttached = "AddedInterface"
+	ReasonFailed   = "AttachFailed"
+)
+
+// maxEventMessage keeps Event messages within what the API accepts.
+const maxEventMessage = 1024
+
+// failedBudget bounds Failed: the ADD is failing already, reporting it must
+// not hold it up for long.
+const failedBudget = 3 * time.Second
+
+// Status returns the StatusSink of c.
+func (c *Client) Status() plexus.StatusSink { return statusSink{c} }
+
+type statusSink struct{ c *Client }
+
+// Attached writes status as the pod's network-status annotation with one
+// merge PATCH of the pods/status subresource (retried on conflict), then
+// records one Normal Event listing what was attached.
+func (s statusSink) Attached(ctx context.Context, pod *plexus.Pod, containerID string, status []nadv1.NetworkStatus) error {
+	c := s.c
+	if err := c.patchNetworkStatus(ctx, pod, status); err != nil {
+		return err
+	}
+	msg := attachedMessage(status)
+	if err := c.recordEvent(ctx, pod, corev1.EventTypeNormal, ReasonAttached, msg); err != nil {
+		return fmt.Errorf("pod %s/%s: event %s: %w", pod.Namespace, pod.Name, ReasonAttached, err)
+	}
+	return nil
+}
+
+// Failed records one Warning Event naming the network and the reason. It is
+// best effort: the ADD's own error is what the runtime reports.
+func (s statusSink) Failed(ctx context.Context, pod *plexus.Pod, network string, err error) {
+	if pod == nil || err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(failedBudget, s.c.opts.Budget))
+	defer cancel()
+	msg := err.Error()
+	if network != "" {
+		msg = fmt.Sprintf("network %q: %s", network, msg)
+	}
+	_ = s.c.recordEvent(ctx, pod, corev1.EventTypeWarning, ReasonFailed, msg)
+}
+
+func (c *Client) patchNetworkStatus(ctx context.Context, pod *plexus.Pod, status []nadv1.NetworkStatus) error {
+	if status == nil {
+		status = []nadv1.NetworkStatus{}
+	}
+	value, err := json.MarshalIndent(status, "", "    ")
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: network-status: %w", pod.Namespace, pod.Name, err)
+	}
+	meta := map[string]any{
+		"annotations": map[string]string{nadv1.NetworkStatusAnnot: string(value)},
+	}
+	if pod.UID != "" {
+		meta["uid"] = pod.UID // the write fails rather than land on a re-created pod
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: network-status: %w", pod.Namespace, pod.Name, err)
+	}
+	ctx, cancel := c.budget(ctx)
+	defer cancel()
+	err = c.retry(ctx, true, func(ctx context.Context) error {
+		return c.core.Patch(types.MergePatchType).MaxRetries(0).
+			Namespace(pod.Namespace).Resource("pods").Name(pod.Name).SubResource("status").
+			Body(patch).Do(ctx).Error()
+	})
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: write annotation %s: %w", pod.Namespace, pod.Name, nadv1.NetworkStatusAnnot, err)
+	}
+	return nil
+}
+
+func (c *Client) recordEvent(ctx context.Context, pod *plexus.Pod, eventType, reason, message string) error {
+	ev := c.newEvent(pod, eventType, reason, message)
+	ctx, cancel := c.budget(ctx)
+	defer cancel()
+	return c.retry(ctx, false, func(ctx context.Context) error {
+		return c.core.Post().MaxRetries(0).
+			Namespace(pod.Namespace).Resource("events").
+			Body(ev).Do(ctx).Error()
+	})
+}
+
+func (c *Client) newEvent(pod *plexus.Pod, eventType, reason, message string) *corev1.Event {
+	now := time.Now()
+	host := c.opts.Host
+	if host == "" {
+		c.mu.Lock()
+		host = c.nodes[pod.Namespace+"/"+pod.Name]
+		c.mu.Unlock()
+	}
+	if host == "" {
+		host = hostname()
+	}
+	if len(message) > maxEventMessage {
+		message = message[:maxEventMessage-3] + "..."
+	}
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      fmt.Sprintf("%s.%x", pod.Name, now.UnixNano()),
+			Namespace: pod.Namespace,
+		},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "v1",
+			Kind:       "Pod",
+			Namespace:  pod.Namespace,
+			Name:       pod.Name,
+			UID:        types.UID(pod.UID),
+		},
+		Reason:              reason,
+		Message:             message,
+		Type:                eventType,
+		Source:              corev1.EventSource{Component: c.opts.Component, Host: host},
+		FirstTimestamp:      metav1.NewTime(now),
+		LastTimestamp:       metav1.NewTime(now),
+		Count:               1,
+		ReportingController: c.opts.Component,
+		ReportingInstance:   c.opts.Component + "-" + host,
+	}
+}
+
+// attachedMessage lists the attached interfaces: "Add eth0 [10.0.0.5/24]
+// from default/cluster; net1 [...] from ns/nad".
+func attachedMessage(status []nadv1.NetworkStatus) string {
+	parts := make([]string, 0, len(status))
+	for _, st := range status {
+		parts = append(parts, fmt.Sprintf("%s %v from %s", st.Interface, st.IPs, st.Name))
+	}
+	return "Add " + strings.Join(parts, "; ")
+}
