@@ -1,0 +1,244 @@
+// Package install is plexus-install, the DaemonSet entrypoint that puts
+// plexus on a node and keeps it working: it installs the plexus and sriov
+// binaries into the host's CNI bin dir, writes a kubeconfig from the pod's
+// service account (rewritten when the token rotates), and writes plexus's
+// own conflist around the node's primary network config (rewritten when the
+// primary changes, removed on exit).
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is every value plexus-install acts on; Flags fills it.
+type Config struct {
+	SourceDir              string   // where the binaries to install are
+	Binaries               []string // names to install from SourceDir
+	CNIBinDir              string   // host CNI bin dir (also plexus's binDir)
+	CNIConfDir             string   // host CNI conf dir (also plexus's confDir)
+	CNIDir                 string   // plexus's cache dir (cniDir)
+	ConfName               string   // plexus's own config file name
+	PrimaryConfig          string   // primary config name or path; "" = lexically first
+	Kubeconfig             string   // kubeconfig to write; "" = clusterless, none
+	ServiceAccountDir      string   // the pod's mounted service account
+	APIServer              string   // API server URL written into the kubeconfig
+	ReadinessIndicatorFile string   // wait for it; also passed to plexus
+	Capabilities           []string // plexus's own capabilities
+	Overrides              map[string]any
+	WaitTimeout            time.Duration // 0 = wait forever
+	PollInterval           time.Duration
+	KeepConfig             bool // leave plexus's config in place on exit
+	Once                   bool // install, write, and exit instead of watching
+}
+
+// Installer runs one Config; it remembers what it wrote to rewrite only on change.
+type Installer struct {
+	cfg     Config
+	log     *slog.Logger
+	sa      ServiceAccount
+	lastErr string
+	removed bool // plexus's config was removed because the primary vanished
+}
+
+// New returns an Installer for cfg logging to log.
+func New(cfg Config, log *slog.Logger) *Installer {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	return &Installer{cfg: cfg, log: log}
+}
+
+// ConfPath is where plexus's own config is written.
+func (in *Installer) ConfPath() string { return filepath.Join(in.cfg.CNIConfDir, in.cfg.ConfName) }
+
+// Run installs, waits for the primary config, writes plexus's config, and
+// then (unless Once) keeps kubeconfig and config fresh until ctx ends, when
+// it removes plexus's config unless KeepConfig. It returns an error when
+// installing fails or nothing usable appears within WaitTimeout.
+func (in *Installer) Run(ctx context.Context) error {
+	if _, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, in.cfg.Binaries); err != nil {
+		return err
+	}
+	if err := in.syncKubeconfig(); err != nil {
+		return err
+	}
+	if err := in.waitForPrimary(ctx); err != nil {
+		return err
+	}
+	if in.cfg.Once {
+		return nil
+	}
+	in.watch(ctx)
+	return in.cleanup()
+}
+
+// waitForPrimary polls until plexus's config could be written, the
+// timeout passes, or ctx ends.
+func (in *Installer) waitForPrimary(ctx context.Context) error {
+	start := time.Now()
+	var deadline <-chan time.Time
+	if in.cfg.WaitTimeout > 0 {
+		t := time.NewTimer(in.cfg.WaitTimeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(in.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		err := in.syncConf(true)
+		if err == nil {
+			in.log.Info("plexus is installed", "waited", time.Since(start).Round(time.Millisecond).String())
+			return nil
+		}
+		in.logOnce("waiting for the primary network config", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped while waiting for the primary network config: %w", err)
+		case <-deadline:
+			return fmt.Errorf("nothing usable appeared in %s within %s: %w", in.cfg.CNIConfDir, in.cfg.WaitTimeout, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// watch keeps kubeconfig and plexus's config in step with the service
+// account and the primary config until ctx ends.
+func (in *Installer) watch(ctx context.Context) {
+	tick := time.NewTicker(in.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := in.syncKubeconfig(); err != nil {
+			in.logOnce("kubeconfig not refreshed", err)
+			continue
+		}
+		if err := in.syncConf(false); err != nil {
+			in.logOnce("plexus config not refreshed", err)
+			continue
+		}
+		in.lastErr = ""
+	}
+}
+
+func (in *Installer) logOnce(msg string, err error) {
+	if err.Error() == in.lastErr {
+		return
+	}
+	in.lastErr = err.Error()
+	in.log.Warn(msg, "error", err.Error())
+}
+
+// syncKubeconfig (re)writes the kubeconfig when the service account's token
+// or CA differ from what was written, or the file is gone.
+func (in *Installer) syncKubeconfig() error {
+	if in.cfg.Kubeconfig == "" {
+		return nil
+	}
+	sa, err := ReadServiceAccount(in.cfg.ServiceAccountDir)
+	if err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", in.cfg.Kubeconfig, err)
+	}
+	if sa.Equal(in.sa) {
+		if _, err := os.Stat(in.cfg.Kubeconfig); err == nil {
+			return nil
+		}
+	}
+	data, err := RenderKubeconfig(in.cfg.APIServer, sa)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(in.cfg.Kubeconfig), 0o755); err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", in.cfg.Kubeconfig, err)
+	}
+	if err := writeFileAtomic(in.cfg.Kubeconfig, data, 0o600); err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	reason := "initial"
+	switch {
+	case in.sa.Token == nil:
+	case string(sa.Token) != string(in.sa.Token) && string(sa.CA) != string(in.sa.CA):
+		reason = "token and CA changed"
+	case string(sa.Token) != string(in.sa.Token):
+		reason = "token rotated"
+	case string(sa.CA) != string(in.sa.CA):
+		reason = "CA changed"
+	default:
+		reason = "file was missing"
+	}
+	in.sa = sa
+	in.log.Info("wrote kubeconfig", "path", in.cfg.Kubeconfig, "server", in.cfg.APIServer, "reason", reason)
+	return nil
+}
+
+// syncConf writes plexus's config for the current primary when it differs
+// from what is on disk. While waiting (initial) the readiness indicator
+// file must exist too. Once running, a primary that vanished removes
+// plexus's config (the node has no working network until one returns);
+// a primary that became unreadable leaves the last good config in place.
+func (in *Installer) syncConf(initial bool) error {
+	if initial && in.cfg.ReadinessIndicatorFile != "" {
+		if _, err := os.Stat(in.cfg.ReadinessIndicatorFile); err != nil {
+			return fmt.Errorf("readiness indicator file: %w", err)
+		}
+	}
+	path, err := FindPrimary(in.cfg.CNIConfDir, in.cfg.ConfName, in.cfg.PrimaryConfig)
+	if err != nil {
+		if !initial && errors.Is(err, ErrNoPrimary) && !in.removed {
+			in.removed = true
+			if rerr := os.Remove(in.ConfPath()); rerr == nil {
+				in.log.Warn("primary network config vanished: removed plexus config", "path", in.ConfPath())
+			}
+		}
+		return err
+	}
+	primary, err := ReadPrimary(path)
+	if err != nil {
+		return err
+	}
+	data, err := BuildConf(primary, ConfOptions{
+		Kubeconfig: in.cfg.Kubeconfig, ConfDir: in.cfg.CNIConfDir, CNIDir: in.cfg.CNIDir,
+		BinDir: in.cfg.CNIBinDir, ReadinessIndicatorFile: in.cfg.ReadinessIndicatorFile,
+		Capabilities: in.cfg.Capabilities, Overrides: in.cfg.Overrides,
+	})
+	if err != nil {
+		return err
+	}
+	in.removed = false
+	if sameContent(in.ConfPath(), data) {
+		return nil
+	}
+	if err := os.MkdirAll(in.cfg.CNIDir, 0o755); err != nil {
+		return fmt.Errorf("cniDir %s: %w", in.cfg.CNIDir, err)
+	}
+	if err := writeFileAtomic(in.ConfPath(), data, 0o644); err != nil {
+		return fmt.Errorf("plexus config: %w", err)
+	}
+	in.log.Info("wrote plexus config", "path", in.ConfPath(), "primary", primary.Path,
+		"cniVersion", primary.CNIVersion, "capabilities", strings.Join(primary.Capabilities, ","))
+	return nil
+}
+
+// cleanup removes plexus's config on exit unless KeepConfig. Binaries and
+// kubeconfig stay: pods already attached still need them for DEL.
+func (in *Installer) cleanup() error {
+	if in.cfg.KeepConfig {
+		in.log.Info("exiting; keeping plexus config", "path", in.ConfPath())
+		return nil
+	}
+	if err := os.Remove(in.ConfPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove plexus config: %w", err)
+	}
+	in.log.Info("exiting; removed plexus config", "path", in.ConfPath())
+	return nil
+}
