@@ -1,0 +1,250 @@
+// Package selection parses the networks a pod asks for: the
+// k8s.v1.cni.cncf.io/networks annotation in its short form
+// ("[ns/]name[@ifname],...") and its JSON list form, into the NAD client's
+// NetworkSelectionElement type, and validates every field.
+package selection
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+)
+
+var (
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// knownKeys are the JSON keys of a selection element (NetworkSelectionElement).
+var knownKeys = map[string]bool{
+	"name": true, "namespace": true, "ips": true, "mac": true, "infiniband-guid": true,
+	"interface": true, "portMappings": true, "bandwidth": true, "cni-args": true,
+	"default-route": true, "ipam-claim-reference": true,
+}
+
+// Parse parses an annotation value in either form. Elements without a
+// namespace get defaultNamespace. An empty value yields no elements.
+func Parse(value, defaultNamespace string) ([]*nadv1.NetworkSelectionElement, error) {
+	v := strings.TrimSpace(value)
+	if v == "" {
+		return nil, nil
+	}
+	var elems []*nadv1.NetworkSelectionElement
+	var err error
+	if strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{") {
+		elems, err = parseJSON([]byte(v))
+	} else {
+		elems, err = parseShort(v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range elems {
+		if e.Namespace == "" {
+			e.Namespace = defaultNamespace
+		}
+	}
+	if err := Validate(elems); err != nil {
+		return nil, err
+	}
+	return elems, nil
+}
+
+// ParseShort parses only the short form; it is what clusterless mode reads
+// from K8S_POD_NETWORKS in CNI_ARGS.
+func ParseShort(value, defaultNamespace string) ([]*nadv1.NetworkSelectionElement, error) {
+	v := strings.TrimSpace(value)
+	if v == "" {
+		return nil, nil
+	}
+	elems, err := parseShort(v)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range elems {
+		if e.Namespace == "" {
+			e.Namespace = defaultNamespace
+		}
+	}
+	return elems, Validate(elems)
+}
+
+func parseShort(v string) ([]*nadv1.NetworkSelectionElement, error) {
+	var out []*nadv1.NetworkSelectionElement
+	for i, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return nil, fmt.Errorf("network selection element %d: empty element (stray comma?) in %q", i+1, v)
+		}
+		e := &nadv1.NetworkSelectionElement{}
+		rest := item
+		if at := strings.Index(rest, "@"); at >= 0 {
+			e.InterfaceRequest = rest[at+1:]
+			rest = rest[:at]
+			if e.InterfaceRequest == "" {
+				return nil, fmt.Errorf("network selection element %d (%q): field \"interface\": empty after '@'", i+1, item)
+			}
+			if strings.Contains(e.InterfaceRequest, "@") {
+				return nil, fmt.Errorf("network selection element %d (%q): field \"interface\": %q contains a second '@'", i+1, item, e.InterfaceRequest)
+			}
+		}
+		if slash := strings.Index(rest, "/"); slash >= 0 {
+			e.Namespace, e.Name = rest[:slash], rest[slash+1:]
+			if e.Namespace == "" {
+				return nil, fmt.Errorf("network selection element %d (%q): field \"namespace\": empty before '/'", i+1, item)
+			}
+		} else {
+			e.Name = rest
+		}
+		if strings.ContainsAny(e.Name, "/@ \t") {
+			return nil, fmt.Errorf("network selection element %d (%q): field \"name\": %q is not of the form [namespace/]name[@interface]", i+1, item, e.Name)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func parseJSON(b []byte) ([]*nadv1.NetworkSelectionElement, error) {
+	if b[0] == '{' {
+		return nil, fmt.Errorf("networks annotation: JSON form must be a list ([{...}]), got an object")
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return nil, fmt.Errorf("networks annotation: invalid JSON list: %v", err)
+	}
+	out := make([]*nadv1.NetworkSelectionElement, 0, len(raws))
+	for i, raw := range raws {
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			return nil, fmt.Errorf("network selection element %d: not a JSON object: %s", i+1, shorten(raw))
+		}
+		for k := range keys {
+			if !knownKeys[k] {
+				return nil, fmt.Errorf("network selection element %d: unknown field %q", i+1, k)
+			}
+		}
+		e := &nadv1.NetworkSelectionElement{}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if err := dec.Decode(e); err != nil {
+			return nil, fmt.Errorf("network selection element %d: %s", i+1, describeJSONError(err))
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Validate checks every element's fields, and that no two elements ask for
+// the same [network, interface] pair or the same interface name.
+func Validate(elems []*nadv1.NetworkSelectionElement) error {
+	seenIf := map[string]int{}
+	for i, e := range elems {
+		where := fmt.Sprintf("network selection element %d (%q)", i+1, display(e))
+		if e.Name == "" {
+			return fmt.Errorf("%s: field \"name\": missing", where)
+		}
+		if len(e.Name) > 253 || !dns1123Subdomain.MatchString(e.Name) {
+			return fmt.Errorf("%s: field \"name\": %q is not a valid DNS-1123 subdomain (lower-case alphanumerics, '-', '.')", where, e.Name)
+		}
+		if e.Namespace != "" && (len(e.Namespace) > 63 || !dns1123Label.MatchString(e.Namespace)) {
+			return fmt.Errorf("%s: field \"namespace\": %q is not a valid DNS-1123 label", where, e.Namespace)
+		}
+		if e.InterfaceRequest != "" {
+			if err := ValidateIfName(e.InterfaceRequest); err != nil {
+				return fmt.Errorf("%s: field \"interface\": %v", where, err)
+			}
+			if j, dup := seenIf[e.InterfaceRequest]; dup {
+				return fmt.Errorf("%s: field \"interface\": %q is also requested by element %d", where, e.InterfaceRequest, j)
+			}
+			seenIf[e.InterfaceRequest] = i + 1
+		}
+		for _, ip := range e.IPRequest {
+			if _, _, err := net.ParseCIDR(ip); err != nil {
+				return fmt.Errorf("%s: field \"ips\": %q is not a CIDR (e.g. 10.1.1.11/24)", where, ip)
+			}
+		}
+		if e.MacRequest != "" {
+			if _, err := net.ParseMAC(e.MacRequest); err != nil {
+				return fmt.Errorf("%s: field \"mac\": %q is not a MAC address", where, e.MacRequest)
+			}
+		}
+		if e.InfinibandGUIDRequest != "" {
+			if hw, err := net.ParseMAC(e.InfinibandGUIDRequest); err != nil || len(hw) != 8 {
+				return fmt.Errorf("%s: field \"infiniband-guid\": %q is not an 8-byte GUID", where, e.InfinibandGUIDRequest)
+			}
+		}
+		for k, pm := range e.PortMappingsRequest {
+			if pm == nil {
+				return fmt.Errorf("%s: field \"portMappings\"[%d]: null", where, k)
+			}
+			if pm.ContainerPort < 1 || pm.ContainerPort > 65535 || pm.HostPort < 0 || pm.HostPort > 65535 {
+				return fmt.Errorf("%s: field \"portMappings\"[%d]: ports must be within 1-65535", where, k)
+			}
+			switch strings.ToLower(pm.Protocol) {
+			case "", "tcp", "udp", "sctp":
+			default:
+				return fmt.Errorf("%s: field \"portMappings\"[%d].protocol: %q is not tcp, udp or sctp", where, k, pm.Protocol)
+			}
+		}
+		if b := e.BandwidthRequest; b != nil && (b.IngressRate < 0 || b.EgressRate < 0 || b.IngressBurst < 0 || b.EgressBurst < 0) {
+			return fmt.Errorf("%s: field \"bandwidth\": rates and bursts must not be negative", where)
+		}
+		v4, v6 := 0, 0
+		for _, gw := range e.GatewayRequest {
+			if gw.To4() != nil {
+				v4++
+			} else {
+				v6++
+			}
+		}
+		if v4 > 1 || v6 > 1 {
+			return fmt.Errorf("%s: field \"default-route\": at most one gateway per IP family", where)
+		}
+	}
+	return nil
+}
+
+// ValidateIfName checks a Linux interface name: 1 to 15 bytes, no '/', ':'
+// or whitespace, not "." or "..".
+func ValidateIfName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty interface name")
+	case len(name) > 15:
+		return fmt.Errorf("%q is longer than 15 characters", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("%q is not a valid interface name", name)
+	case strings.ContainsAny(name, "/: \t\n\r\v\f"):
+		return fmt.Errorf("%q contains '/', ':' or whitespace", name)
+	}
+	return nil
+}
+
+func display(e *nadv1.NetworkSelectionElement) string {
+	s := e.Name
+	if e.Namespace != "" {
+		s = e.Namespace + "/" + s
+	}
+	if e.InterfaceRequest != "" {
+		s += "@" + e.InterfaceRequest
+	}
+	return s
+}
+
+func describeJSONError(err error) string {
+	if te, ok := err.(*json.UnmarshalTypeError); ok {
+		return fmt.Sprintf("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+func shorten(b []byte) string {
+	if len(b) > 60 {
+		return string(b[:60]) + "…"
+	}
+	return string(b)
+}
