@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
 // The engine consumes these small interfaces; clusterless mode and Kubernetes
@@ -55,5 +57,5 @@ type DeviceSource interface {
 
 var (
 	ErrPodNotFound = errors.New("pod not found")
-	ErrNADNotFound = errors.New("network-attachment-definition not found")
+	ErrNADNotFound = nad.ErrNotFound
 )
