@@ -1,6 +1,8 @@
 package k8s
 
 import (
+	"sync"
+
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadscheme "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/scheme"
 	corev1 "k8s.io/api/core/v1"
@@ -12,15 +14,14 @@ import (
 
 // coreScheme holds only the core/v1 types plexus reads and writes (Pod and
 // Event) instead of client-go's full clientset scheme, whose package init
-// alone costs several milliseconds on every exec.
-var coreScheme, coreCodecs = newCoreScheme()
-
-func newCoreScheme() (*runtime.Scheme, serializer.CodecFactory) {
+// alone costs several milliseconds on every exec. It is built on first use,
+// so that importing this package costs nothing in clusterless mode.
+var coreCodecs = sync.OnceValue(func() serializer.CodecFactory {
 	s := runtime.NewScheme()
 	s.AddKnownTypes(corev1.SchemeGroupVersion, &corev1.Pod{}, &corev1.Event{})
 	metav1.AddToGroupVersion(s, corev1.SchemeGroupVersion)
-	return s, serializer.NewCodecFactory(s)
-}
+	return serializer.NewCodecFactory(s)
+})
 
 const (
 	contentProtobuf = "application/vnd.kubernetes.protobuf"
@@ -33,7 +34,7 @@ func coreConfig(cfg *rest.Config) *rest.Config {
 	gv := corev1.SchemeGroupVersion
 	c.GroupVersion = &gv
 	c.APIPath = "/api"
-	c.NegotiatedSerializer = coreCodecs.WithoutConversion()
+	c.NegotiatedSerializer = coreCodecs().WithoutConversion()
 	c.ContentType = contentProtobuf
 	c.AcceptContentTypes = contentProtobuf + "," + contentJSON
 	return c
