@@ -1,0 +1,655 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/plugins/pkg/ip"
+	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nadutils "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/utils"
+	"github.com/vishvananda/netlink"
+
+	"github.com/plexus-cni/plexus/pkg/sriov/pf"
+	"github.com/plexus-cni/plexus/pkg/sriov/sysfs"
+)
+
+// Plugin is the sriov CNI plugin with its two outside dependencies: the PF
+// interface and the sysfs reader.
+type Plugin struct {
+	PF    pf.Interface
+	Sysfs sysfs.Reader
+
+	// inject, when set (tests), is asked before each named ADD step and
+	// fails the step with its error.
+	inject func(step string) error
+	// observe, when set (benchmarks), receives the duration of the netdev
+	// move ("move") and the in-pod rename/MAC/up ("rename").
+	observe func(step string, d time.Duration)
+}
+
+// PF-side operations in the order ADD applies them; DEL restores in reverse.
+const (
+	opVlan      = "vlan"
+	opMAC       = "mac"
+	opSpoofchk  = "spoofchk"
+	opTrust     = "trust"
+	opLinkState = "link_state"
+	opRate      = "rate"
+)
+
+func (p *Plugin) step(name string) error {
+	if p.inject != nil {
+		if err := p.inject(name); err != nil {
+			return fmt.Errorf("step %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (p *Plugin) timed(name string, start time.Time) {
+	if p.observe != nil {
+		p.observe(name, time.Since(start))
+	}
+}
+
+// undoStack runs compensating actions in reverse order.
+type undoStack []func() error
+
+func (u *undoStack) push(f func() error) { *u = append(*u, f) }
+
+func (u undoStack) run(log *logger) {
+	for i := len(u) - 1; i >= 0; i-- {
+		if err := u[i](); err != nil {
+			log.Errorf("undo: %v", err)
+		}
+	}
+}
+
+// plannedOps lists the PF-side operations the config asks for.
+func plannedOps(c *Config) []string {
+	ops := []string{opVlan}
+	if c.MAC != nil {
+		ops = append(ops, opMAC)
+	}
+	if c.Spoofchk != nil {
+		ops = append(ops, opSpoofchk)
+	}
+	if c.Trust != nil {
+		ops = append(ops, opTrust)
+	}
+	if c.LinkState != nil {
+		ops = append(ops, opLinkState)
+	}
+	if c.Rate != nil {
+		ops = append(ops, opRate)
+	}
+	return ops
+}
+
+// setPF applies one operation with the config's value (want) or, with
+// want nil, the saved original value.
+func (p *Plugin) setPF(op string, st *State, want *Config) error {
+	o, name, vf := st.OrigPF, st.PFName, st.VFIndex
+	switch op {
+	case opVlan:
+		if want != nil {
+			return p.PF.LinkSetVfVlanQosProto(name, vf, want.Vlan, want.Qos, want.VlanProto)
+		}
+		proto := o.VlanProto
+		if proto == 0 {
+			proto = pf.VlanProto8021Q
+		}
+		return p.PF.LinkSetVfVlanQosProto(name, vf, o.Vlan, o.Qos, proto)
+	case opMAC:
+		if want != nil {
+			return p.PF.LinkSetVfHardwareAddr(name, vf, want.MAC)
+		}
+		mac, err := net.ParseMAC(o.MAC)
+		if err != nil {
+			return fmt.Errorf("saved MAC %q: %w", o.MAC, err)
+		}
+		return p.PF.LinkSetVfHardwareAddr(name, vf, mac)
+	case opSpoofchk:
+		if want != nil {
+			return p.PF.LinkSetVfSpoofchk(name, vf, *want.Spoofchk)
+		}
+		return p.PF.LinkSetVfSpoofchk(name, vf, o.Spoofchk)
+	case opTrust:
+		if want != nil {
+			return p.PF.LinkSetVfTrust(name, vf, *want.Trust)
+		}
+		return p.PF.LinkSetVfTrust(name, vf, o.Trust)
+	case opLinkState:
+		if want != nil {
+			return p.PF.LinkSetVfState(name, vf, *want.LinkState)
+		}
+		return p.PF.LinkSetVfState(name, vf, o.LinkState)
+	case opRate:
+		if want != nil {
+			return p.PF.LinkSetVfRate(name, vf, want.Rate[0], want.Rate[1])
+		}
+		return p.PF.LinkSetVfRate(name, vf, o.MinTxRate, o.MaxTxRate)
+	}
+	return fmt.Errorf("unknown PF operation %q", op)
+}
+
+// restorePF puts back every saved PF-side setting, last applied first.
+func (p *Plugin) restorePF(st *State) error {
+	var errs []error
+	for i := len(st.Applied) - 1; i >= 0; i-- {
+		if err := p.setPF(st.Applied[i], st, nil); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", st.Applied[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ipamExec runs IPAM plugins with the CNI_* values of this invocation (not
+// whatever the process environment holds) and finds them in args.Path.
+type ipamExec struct {
+	args *skel.CmdArgs
+	version.PluginDecoder
+}
+
+func (e *ipamExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	set := map[string]string{
+		"CNI_CONTAINERID": e.args.ContainerID, "CNI_NETNS": e.args.Netns, "CNI_IFNAME": e.args.IfName,
+		"CNI_ARGS": e.args.Args, "CNI_PATH": e.args.Path,
+	}
+	env := make([]string, 0, len(environ)+len(set))
+	for _, kv := range environ {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "CNI_") || k == "CNI_COMMAND" {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	return (&invoke.RawExec{Stderr: os.Stderr}).ExecPlugin(ctx, pluginPath, stdin, env)
+}
+
+func (e *ipamExec) FindInPath(plugin string, _ []string) (string, error) {
+	return invoke.FindInPath(plugin, filepath.SplitList(e.args.Path))
+}
+
+func attachment(args *skel.CmdArgs, deviceID string) string {
+	return fmt.Sprintf("container %s ifname %s: VF %s", args.ContainerID, args.IfName, deviceID)
+}
+
+// Add attaches the VF and returns the result in the config's cniVersion.
+func (p *Plugin) Add(args *skel.CmdArgs) (types.Result, error) {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(conf.LogLevel, conf.LogFile)
+	defer log.close()
+	if conf.DeviceID == "" {
+		return nil, fmt.Errorf("sriov config for network %q: key \"deviceID\": required (or runtimeConfig.deviceID)", conf.Name)
+	}
+	res, err := p.add(args, conf, log)
+	if err != nil {
+		err = fmt.Errorf("sriov ADD %s: %w", attachment(args, conf.DeviceID), err)
+		log.Errorf("%v", err)
+		return nil, err
+	}
+	log.Infof("ADD %s: done", attachment(args, conf.DeviceID))
+	return res.GetAsVersion(conf.CNIVersion)
+}
+
+func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.Result, err error) {
+	vf, err := p.Sysfs.VF(conf.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	if !vf.Userspace() && len(vf.Netdevs) == 0 {
+		return nil, fmt.Errorf("driver %q gives the VF no netdev", vf.Driver)
+	}
+	podNS, err := ns.GetNS(args.Netns)
+	if err != nil {
+		return nil, fmt.Errorf("netns %q: %w", args.Netns, err)
+	}
+	defer podNS.Close()
+	hostNS, err := ns.GetCurrentNS()
+	if err != nil {
+		return nil, fmt.Errorf("host netns: %w", err)
+	}
+	defer hostNS.Close()
+
+	store := Store{Dir: conf.DataDir}
+	if err := p.step("lock"); err != nil {
+		return nil, err
+	}
+	unlock, err := store.Lock(vf.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := p.takeOver(store, vf.Addr, log); err != nil {
+		return nil, err
+	}
+
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run(log)
+		}
+	}()
+
+	if err := p.step("read-state"); err != nil {
+		return nil, err
+	}
+	origPF, err := p.PF.VF(vf.PFName, vf.Index)
+	if err != nil {
+		return nil, fmt.Errorf("read PF-side state: %w", err)
+	}
+	st := &State{DeviceID: vf.Addr, ContainerID: args.ContainerID, IfName: args.IfName, NetNS: args.Netns,
+		PFName: vf.PFName, VFIndex: vf.Index, Userspace: vf.Userspace(), OrigPF: origPF,
+		Applied: plannedOps(conf), DeviceInfoFile: conf.DeviceInfoFile}
+	var orig netdevInfo
+	if !st.Userspace {
+		if orig, err = readNetdev(vf.Netdevs[0]); err != nil {
+			return nil, err
+		}
+		st.OrigName, st.OrigMAC, st.OrigMTU, st.OrigUp = orig.Name, orig.MAC, orig.MTU, orig.Up
+	}
+	if err := p.step("save-state"); err != nil {
+		return nil, err
+	}
+	if err := store.Save(st); err != nil {
+		return nil, err
+	}
+	undo.push(func() error { return store.Remove(vf.Addr) })
+
+	for _, op := range st.Applied {
+		if err := p.step("pf-" + op); err != nil {
+			return nil, err
+		}
+		if err := p.setPF(op, st, conf); err != nil {
+			return nil, fmt.Errorf("PF %s: set %s: %w", st.PFName, op, err)
+		}
+		undo.push(func() error { return p.setPF(op, st, nil) })
+	}
+
+	result := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	iface := &current.Interface{Name: args.IfName, Sandbox: args.Netns, PciID: vf.Addr}
+	if conf.MAC != nil {
+		iface.Mac = conf.MAC.String()
+	}
+	if !st.Userspace {
+		if iface.Mac, err = p.moveIn(podNS, hostNS, orig, args.IfName, conf.MAC, &undo); err != nil {
+			return nil, err
+		}
+	}
+	st.MAC = iface.Mac
+	result.Interfaces = []*current.Interface{iface}
+
+	if conf.IPAMType != "" {
+		if err := p.step("ipam"); err != nil {
+			return nil, err
+		}
+		exec := &ipamExec{args: args}
+		r, err := invoke.DelegateAdd(context.TODO(), conf.IPAMType, conf.Raw, exec)
+		if err != nil {
+			return nil, fmt.Errorf("IPAM %s: %w", conf.IPAMType, err)
+		}
+		undo.push(func() error {
+			return invoke.DelegateDel(context.TODO(), conf.IPAMType, conf.Raw, exec)
+		})
+		ir, err := current.NewResultFromResult(r)
+		if err != nil {
+			return nil, fmt.Errorf("IPAM %s: result: %w", conf.IPAMType, err)
+		}
+		result.IPs, result.Routes, result.DNS = ir.IPs, ir.Routes, ir.DNS
+		for _, ipc := range result.IPs {
+			ipc.Interface = current.Int(0)
+		}
+		if !st.Userspace && len(result.IPs) > 0 {
+			if err := p.step("configure"); err != nil {
+				return nil, err
+			}
+			if err := podNS.Do(func(ns.NetNS) error { return configureAndAnnounce(args.IfName, result, log) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	if conf.DeviceInfoFile != "" {
+		if err := p.step("device-info"); err != nil {
+			return nil, err
+		}
+		if err := writeDeviceInfo(conf.DeviceInfoFile, vf); err != nil {
+			return nil, err
+		}
+		undo.push(func() error { return nadutils.CleanDeviceInfoForCNI(conf.DeviceInfoFile) })
+	}
+
+	if err := p.step("commit"); err != nil {
+		return nil, err
+	}
+	if err := store.Save(st); err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// moveIn moves the VF netdev into the pod under ifName via a temporary name
+// and returns its effective MAC. It pushes the undo that brings it back.
+func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, mac net.HardwareAddr, undo *undoStack) (string, error) {
+	if err := p.step("move"); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	tmp, err := moveToNS(orig.Name, podNS)
+	if err != nil {
+		return "", err
+	}
+	p.timed("move", start)
+	var index int
+	err = podNS.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(tmp)
+		if err != nil {
+			return fmt.Errorf("VF netdev %s in pod: %w", tmp, err)
+		}
+		index = l.Attrs().Index
+		return nil
+	})
+	if err == nil {
+		undo.push(func() error {
+			back, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) { return netlink.LinkByIndex(index) })
+			if err != nil {
+				return err
+			}
+			return restoreHostNetdev(back, orig)
+		})
+	} else {
+		// Cannot find it in the pod: nothing we could move back.
+		return "", err
+	}
+	var effective string
+	start = time.Now()
+	err = podNS.Do(func(ns.NetNS) error {
+		var err error
+		effective, err = setupInNS(tmp, ifName, mac, p.step)
+		return err
+	})
+	p.timed("rename", start)
+	return effective, err
+}
+
+func configureAndAnnounce(ifName string, result *current.Result, log *logger) error {
+	if err := ipam.ConfigureIface(ifName, result); err != nil {
+		return fmt.Errorf("configure addresses on %s: %w", ifName, err)
+	}
+	l, err := netlinksafe.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ifName, err)
+	}
+	ips := make([]net.IP, 0, len(result.IPs))
+	for _, ipc := range result.IPs {
+		ips = append(ips, ipc.Address.IP)
+	}
+	if err := announce(l.Attrs().Index, l.Attrs().HardwareAddr, ips); err != nil {
+		log.Warnf("%s: gratuitous ARP/NA: %v", ifName, err)
+	}
+	return nil
+}
+
+func writeDeviceInfo(path string, vf sysfs.VF) error {
+	info := &nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion,
+		Pci: &nadv1.PciDevice{PciAddress: vf.Addr, PfPciAddress: vf.PFAddr}}
+	if err := nadutils.CleanDeviceInfoForCNI(path); err != nil {
+		return fmt.Errorf("device-info file %s: %w", path, err)
+	}
+	if err := nadutils.SaveDeviceInfoForCNI(path, info); err != nil {
+		return fmt.Errorf("device-info file %s: %w", path, err)
+	}
+	return nil
+}
+
+// takeOver refuses a VF held by a live pod and cleans up after a dead one
+// (restoring the VF from its saved state) so the VF can be used again.
+func (p *Plugin) takeOver(store Store, addr string, log *logger) error {
+	held, err := store.Load(addr)
+	if err != nil || held == nil {
+		return err
+	}
+	if held.Live() {
+		return fmt.Errorf("VF is in use by container %s (ifname %s, netns %s)", held.ContainerID, held.IfName, held.NetNS)
+	}
+	log.Warnf("VF %s: holder container %s is gone (netns %s); restoring the VF before reuse", addr, held.ContainerID, held.NetNS)
+	if err := p.release(held, ""); err != nil {
+		return fmt.Errorf("restore VF left by container %s: %w", held.ContainerID, err)
+	}
+	return store.Remove(addr)
+}
+
+// Del detaches the VF; it succeeds when there is nothing left to undo.
+func (p *Plugin) Del(args *skel.CmdArgs) error {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	log := newLogger(conf.LogLevel, conf.LogFile)
+	defer log.close()
+	if err := p.del(args, conf, log); err != nil {
+		err = fmt.Errorf("sriov DEL %s: %w", attachment(args, conf.DeviceID), err)
+		log.Errorf("%v", err)
+		return err
+	}
+	log.Infof("DEL %s: done", attachment(args, conf.DeviceID))
+	return nil
+}
+
+func (p *Plugin) del(args *skel.CmdArgs, conf *Config, log *logger) error {
+	if conf.IPAMType != "" {
+		if err := invoke.DelegateDel(context.TODO(), conf.IPAMType, conf.Raw, &ipamExec{args: args}); err != nil {
+			return fmt.Errorf("IPAM %s: %w", conf.IPAMType, err)
+		}
+	}
+	store := Store{Dir: conf.DataDir}
+	addr := conf.DeviceID
+	if addr == "" {
+		var err error
+		if addr, err = store.FindByAttachment(args.ContainerID, args.IfName); err != nil {
+			return err
+		}
+	}
+	if addr == "" {
+		return cleanDeviceInfo(conf.DeviceInfoFile)
+	}
+	unlock, err := store.Lock(addr)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := store.Load(addr)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return cleanDeviceInfo(conf.DeviceInfoFile)
+	}
+	if !st.Owns(args.ContainerID, args.IfName) {
+		log.Infof("VF %s now belongs to container %s ifname %s: left alone", addr, st.ContainerID, st.IfName)
+		return nil
+	}
+	if err := p.release(st, args.Netns); err != nil {
+		return err
+	}
+	if err := cleanDeviceInfo(st.DeviceInfoFile); err != nil {
+		return err
+	}
+	return store.Remove(addr)
+}
+
+func cleanDeviceInfo(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := nadutils.CleanDeviceInfoForCNI(path); err != nil {
+		return fmt.Errorf("device-info file %s: %w", path, err)
+	}
+	return nil
+}
+
+// release restores the PF-side settings, then brings the netdev back to the
+// host under its original name. netnsPath "" means the pod netns is gone.
+func (p *Plugin) release(st *State, netnsPath string) error {
+	if err := p.restorePF(st); err != nil {
+		return err
+	}
+	if st.Userspace {
+		return nil
+	}
+	orig := netdevInfo{Name: st.OrigName, MAC: st.OrigMAC, MTU: st.OrigMTU, Up: st.OrigUp}
+	if netnsPath != "" {
+		podNS, err := ns.GetNS(netnsPath)
+		if err == nil {
+			defer podNS.Close()
+			hostNS, err := ns.GetCurrentNS()
+			if err != nil {
+				return fmt.Errorf("host netns: %w", err)
+			}
+			defer hostNS.Close()
+			tmp, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) { return netlinksafe.LinkByName(st.IfName) })
+			if err == nil {
+				return restoreHostNetdev(tmp, orig)
+			}
+			var nf netlink.LinkNotFoundError
+			if !errors.As(err, &nf) {
+				return err
+			}
+		}
+	}
+	return p.recoverHostNetdev(st, orig)
+}
+
+// recoverHostNetdev handles a netdev that is no longer in the pod (netns
+// gone: the kernel returns physical netdevs to the host): find it by its
+// original name or by the names sysfs lists for the VF, and restore it.
+func (p *Plugin) recoverHostNetdev(st *State, orig netdevInfo) error {
+	names := []string{st.OrigName}
+	if more, err := p.Sysfs.Netdevs(st.DeviceID); err == nil {
+		names = append(names, more...)
+	}
+	for _, n := range names {
+		if _, err := netlinksafe.LinkByName(n); err == nil {
+			return restoreHostNetdev(n, orig)
+		}
+	}
+	return nil
+}
+
+// Check verifies the attachment against the previous result.
+func (p *Plugin) Check(args *skel.CmdArgs) error {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	log := newLogger(conf.LogLevel, conf.LogFile)
+	defer log.close()
+	if err := p.check(args, conf); err != nil {
+		err = fmt.Errorf("sriov CHECK %s: %w", attachment(args, conf.DeviceID), err)
+		log.Errorf("%v", err)
+		return err
+	}
+	return nil
+}
+
+func (p *Plugin) check(args *skel.CmdArgs, conf *Config) error {
+	if conf.PrevResult == nil {
+		return fmt.Errorf("key \"prevResult\": required for CHECK")
+	}
+	prev, err := current.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return fmt.Errorf("key \"prevResult\": %w", err)
+	}
+	store := Store{Dir: conf.DataDir}
+	addr := conf.DeviceID
+	if addr == "" {
+		if addr, err = store.FindByAttachment(args.ContainerID, args.IfName); err != nil {
+			return err
+		}
+	}
+	if addr == "" {
+		return fmt.Errorf("no VF attached")
+	}
+	st, err := store.Load(addr)
+	if err != nil {
+		return err
+	}
+	if st == nil || !st.Owns(args.ContainerID, args.IfName) {
+		return fmt.Errorf("VF %s is not attached to this container/ifname", addr)
+	}
+	if conf.IPAMType != "" {
+		if err := invoke.DelegateCheck(context.TODO(), conf.IPAMType, conf.Raw, &ipamExec{args: args}); err != nil {
+			return fmt.Errorf("IPAM %s: %w", conf.IPAMType, err)
+		}
+	}
+	if err := p.checkPF(st, conf); err != nil {
+		return err
+	}
+	if st.Userspace {
+		return nil
+	}
+	var want *current.Interface
+	for _, i := range prev.Interfaces {
+		if i.Name == args.IfName {
+			want = i
+		}
+	}
+	if want == nil {
+		return fmt.Errorf("prevResult has no interface %s", args.IfName)
+	}
+	podNS, err := ns.GetNS(args.Netns)
+	if err != nil {
+		return fmt.Errorf("netns %q: %w", args.Netns, err)
+	}
+	defer podNS.Close()
+	return podNS.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(args.IfName)
+		if err != nil {
+			return fmt.Errorf("interface %s not in the pod: %w", args.IfName, err)
+		}
+		if got := l.Attrs().HardwareAddr.String(); want.Mac != "" && got != want.Mac {
+			return fmt.Errorf("interface %s: MAC %s, want %s", args.IfName, got, want.Mac)
+		}
+		if got := l.Attrs().HardwareAddr.String(); st.MAC != "" && got != st.MAC {
+			return fmt.Errorf("interface %s: MAC %s, want %s", args.IfName, got, st.MAC)
+		}
+		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, prev.IPs); err != nil {
+			return err
+		}
+		return ip.ValidateExpectedRoute(prev.Routes)
+	})
+}
+
+// checkPF compares the VF's PF-side settings with the config.
+func (p *Plugin) checkPF(st *State, conf *Config) error {
+	cur, err := p.PF.VF(st.PFName, st.VFIndex)
+	if err != nil {
+		return fmt.Errorf("read PF-side state: %w", err)
+	}
+	if cur.Vlan != conf.Vlan || cur.Qos != conf.Qos {
+		return fmt.Errorf("PF %s VF %d: vlan %d qos %d, want vlan %d qos %d", st.PFName, st.VFIndex, cur.Vlan, cur.Qos, conf.Vlan, conf.Qos)
+	}
+	if conf.MAC != nil && !strings.EqualFold(cur.MAC, conf.MAC.String()) {
+		return fmt.Errorf("PF %s VF %d: admin MAC %s, want %s", st.PFName, st.VFIndex, cur.MAC, conf.MAC)
+	}
+	return nil
+}
