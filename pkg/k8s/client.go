@@ -21,7 +21,9 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 )
 
 // Defaults of Options. Kubelet's CRI calls (and so the runtime's CNI ADD)
@@ -81,6 +83,7 @@ func (o Options) withDefaults() Options {
 // the invocation; create a new one with Load for the next.
 type Client struct {
 	opts     Options
+	http     *http.Client
 	core     rest.Interface
 	nads     nadclient.K8sCniCncfIoV1Interface
 	requests atomic.Int64
@@ -105,7 +108,7 @@ func Load(kubeconfigPath string, opts Options) (*Client, error) {
 }
 
 // NewForConfig returns a Client for an already built rest.Config (tests,
-// tools); plexus itself uses Load.
+// tools; its WrapTransport is kept); plexus itself uses Load.
 func NewForConfig(cfg *rest.Config, opts Options) (*Client, error) {
 	return newClient(rest.CopyConfig(cfg), opts)
 }
@@ -120,7 +123,11 @@ func newClient(cfg *rest.Config, opts Options) (*Client, error) {
 	cfg.Timeout = opts.RequestTimeout
 	cfg.UserAgent = opts.UserAgent
 	cfg.QPS = -1 // a handful of requests per exec: no client-side rate limit
-	cfg.WrapTransport = c.countRequests
+	cfg.WrapTransport = transport.Wrappers(cfg.WrapTransport, c.countRequests)
+	// A Proxy function makes client-go build this Client its own transport
+	// instead of sharing a process-wide cached one: one Client, one
+	// invocation, its own connection (and Close releases it).
+	cfg.Proxy = http.ProxyFromEnvironment
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
@@ -133,25 +140,37 @@ func newClient(cfg *rest.Config, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
 	}
+	c.http = httpClient
 	c.core = core
 	c.nads = nadclient.New(nadRC)
 	return c, nil
 }
+
+// Close releases the Client's idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 // Requests is the number of HTTP requests sent to the API server so far,
 // retries included.
 func (c *Client) Requests() int { return int(c.requests.Load()) }
 
 func (c *Client) countRequests(rt http.RoundTripper) http.RoundTripper {
-	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		c.requests.Add(1)
-		return rt.RoundTrip(req)
-	})
+	return &countingTransport{next: rt, n: &c.requests}
 }
 
-type roundTripperFunc func(*http.Request) (*http.Response, error)
+// countingTransport counts the requests going through it.
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
 
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.n.Add(1)
+	return t.next.RoundTrip(r)
+}
+
+func (t *countingTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
+
+func (t *countingTransport) CloseIdleConnections() { utilnet.CloseIdleConnectionsFor(t.next) }
 
 // hostname is the Events' reporting instance when neither Options.Host nor
 // the pod's node is known.
