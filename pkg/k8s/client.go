@@ -88,9 +88,10 @@ type Client struct {
 	nads     nadclient.K8sCniCncfIoV1Interface
 	requests atomic.Int64
 
-	mu       sync.Mutex
-	nadCache map[string]map[string]*nadv1.NetworkAttachmentDefinition
-	nodes    map[string]string // pod namespace/name -> spec.nodeName
+	mu        sync.Mutex
+	nadCache  map[string]map[string]*nadv1.NetworkAttachmentDefinition
+	nodes     map[string]string // pod namespace/name -> spec.nodeName
+	eventErrs []error
 }
 
 // Load reads the kubeconfig at kubeconfigPath (anew on every call, so that

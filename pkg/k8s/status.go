@@ -35,16 +35,15 @@ type statusSink struct{ c *Client }
 
 // Attached writes status as the pod's network-status annotation with one
 // merge PATCH of the pods/status subresource (retried on conflict), then
-// records one Normal Event listing what was attached.
+// records one Normal Event listing what was attached. Only the annotation is
+// the contract: an Event that cannot be recorded does not fail the ADD (the
+// engine undoes the ADD when Attached fails), it is reported by EventErrors.
 func (s statusSink) Attached(ctx context.Context, pod *plexus.Pod, containerID string, status []nadv1.NetworkStatus) error {
 	c := s.c
 	if err := c.patchNetworkStatus(ctx, pod, status); err != nil {
 		return err
 	}
-	msg := attachedMessage(status)
-	if err := c.recordEvent(ctx, pod, corev1.EventTypeNormal, ReasonAttached, msg); err != nil {
-		return fmt.Errorf("pod %s/%s: event %s: %w", pod.Namespace, pod.Name, ReasonAttached, err)
-	}
+	c.recordEventBestEffort(ctx, pod, corev1.EventTypeNormal, ReasonAttached, attachedMessage(status))
 	return nil
 }
 
@@ -60,7 +59,22 @@ func (s statusSink) Failed(ctx context.Context, pod *plexus.Pod, network string,
 	if network != "" {
 		msg = fmt.Sprintf("network %q: %s", network, msg)
 	}
-	_ = s.c.recordEvent(ctx, pod, corev1.EventTypeWarning, ReasonFailed, msg)
+	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonFailed, msg)
+}
+
+// EventErrors returns the errors of Events that could not be recorded.
+func (c *Client) EventErrors() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]error(nil), c.eventErrs...)
+}
+
+func (c *Client) recordEventBestEffort(ctx context.Context, pod *plexus.Pod, eventType, reason, message string) {
+	if err := c.recordEvent(ctx, pod, eventType, reason, message); err != nil {
+		c.mu.Lock()
+		c.eventErrs = append(c.eventErrs, fmt.Errorf("pod %s/%s: %s event %s: %w", pod.Namespace, pod.Name, eventType, reason, err))
+		c.mu.Unlock()
+	}
 }
 
 func (c *Client) patchNetworkStatus(ctx context.Context, pod *plexus.Pod, status []nadv1.NetworkStatus) error {
