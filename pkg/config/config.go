@@ -51,6 +51,7 @@ type Conf struct {
 	MultusNamespace    string   `json:"multusNamespace,omitempty"`
 
 	NetworksDir        string `json:"networksDir,omitempty"`
+	DeviceInfoDir      string `json:"deviceInfoDir,omitempty"`
 	PodResourcesSocket string `json:"podResourcesSocket,omitempty"`
 
 	LogFile     string `json:"logFile,omitempty"`
@@ -81,7 +82,7 @@ var knownKeys = map[string]bool{
 	"clusterNetwork": true, "delegates": true, "defaultNetworks": true, "confDir": true, "cniDir": true,
 	"binDir": true, "readinessindicatorfile": true, "readinessTimeout": true, "namespaceIsolation": true,
 	"globalNamespaces": true, "systemNamespaces": true, "multusNamespace": true, "networksDir": true,
-	"podResourcesSocket": true, "logFile": true, "logLevel": true, "logToStderr": true,
+	"podResourcesSocket": true, "deviceInfoDir": true, "logFile": true, "logLevel": true, "logToStderr": true,
 	"runtimeConfig": true, "prevResult": true, "args": true, "cni.dev/valid-attachments": true,
 }
 
@@ -157,7 +158,7 @@ func (c *Conf) validate() error {
 			return fmt.Errorf("plexus config: key \"delegates\"[%d]: neither \"type\" nor \"plugins\" set", i)
 		}
 	}
-	for _, k := range []struct{ key, val string }{{"confDir", c.ConfDir}, {"cniDir", c.CNIDir}, {"binDir", c.BinDir}, {"networksDir", c.NetworksDir}, {"kubeconfig", c.Kubeconfig}, {"logFile", c.LogFile}, {"readinessindicatorfile", c.ReadinessIndicatorFile}, {"podResourcesSocket", c.PodResourcesSocket}} {
+	for _, k := range []struct{ key, val string }{{"confDir", c.ConfDir}, {"cniDir", c.CNIDir}, {"binDir", c.BinDir}, {"networksDir", c.NetworksDir}, {"kubeconfig", c.Kubeconfig}, {"logFile", c.LogFile}, {"readinessindicatorfile", c.ReadinessIndicatorFile}, {"podResourcesSocket", c.PodResourcesSocket}, {"deviceInfoDir", c.DeviceInfoDir}} {
 		if k.val != "" && !filepath.IsAbs(k.val) {
 			return fmt.Errorf("plexus config: key %q: %q is not an absolute path", k.key, k.val)
 		}

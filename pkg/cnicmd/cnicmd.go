@@ -1,0 +1,198 @@
+// Package cnicmd turns one CNI invocation of the plexus binary into an
+// engine call: it loads the config and CNI_ARGS, sets up logging, picks the
+// mode's sources (clusterless or Kubernetes) and prints the result.
+package cnicmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/logging"
+	"github.com/plexus-cni/plexus/pkg/nad"
+	"github.com/plexus-cni/plexus/pkg/plexus"
+)
+
+// Main is the plexus binary.
+func Main(buildVersion string) {
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus},
+		config.Versions, "plexus meta-plugin "+buildVersion)
+}
+
+func cmdAdd(args *skel.CmdArgs) error {
+	e, req, done, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := e.Add(context.Background(), req)
+	if err != nil {
+		e.Log.Error("ADD failed", "err", err)
+		return cniError(err)
+	}
+	return res.Print()
+}
+
+func cmdDel(args *skel.CmdArgs) error {
+	e, req, done, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := e.Del(context.Background(), req); err != nil {
+		e.Log.Error("DEL failed", "err", err)
+		return cniError(err)
+	}
+	return nil
+}
+
+func cmdCheck(args *skel.CmdArgs) error {
+	e, req, done, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return cniError(e.Check(context.Background(), req))
+}
+
+func cmdGC(args *skel.CmdArgs) error {
+	e, _, done, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return cniError(e.GC(context.Background(), e.Conf.ValidAttachments))
+}
+
+func cmdStatus(args *skel.CmdArgs) error {
+	e, _, done, err := setup(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := e.StatusCheck(context.Background()); err != nil {
+		return types.NewError(errPluginNotAvailable, "plexus is not ready", err.Error())
+	}
+	return nil
+}
+
+// cniError keeps the whole message (pod, network, interface, delegate) in
+// the CNI error the runtime shows; skel would otherwise print only the
+// innermost delegate error. The delegate's error code is kept.
+func cniError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code, details := types.ErrInternal, ""
+	var te *types.Error
+	if errors.As(err, &te) {
+		code, details = te.Code, te.Details
+	}
+	return types.NewError(code, err.Error(), details)
+}
+
+// errPluginNotAvailable is CNI 1.1's STATUS error code 50.
+const errPluginNotAvailable uint = 50
+
+// Sources are one mode's implementations of the engine's interfaces.
+type Sources struct {
+	Pods    plexus.PodSource
+	NADs    plexus.NADSource
+	Status  plexus.StatusSink
+	Devices plexus.DeviceSource
+	Close   func()
+}
+
+// kubeSources builds Kubernetes-mode sources; set by kube.go.
+var kubeSources func(c *config.Conf, log *slog.Logger, containerID string) (*Sources, error)
+
+func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) {
+	conf, err := config.Load(args.StdinData)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	req := &plexus.Request{ContainerID: args.ContainerID, NetNS: args.Netns, IfName: args.IfName}
+	pairs, err := parseArgs(args.Args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	req.Args = pairs
+	for _, kv := range pairs {
+		switch kv[0] {
+		case "K8S_POD_NAMESPACE":
+			req.Pod.Namespace = kv[1]
+		case "K8S_POD_NAME":
+			req.Pod.Name = kv[1]
+		case "K8S_POD_UID":
+			req.Pod.UID = kv[1]
+		case "K8S_POD_NETWORKS":
+			req.Networks = kv[1]
+		}
+	}
+	log, closeLog := logging.New(conf.LogFile, conf.LogLevel, conf.LogToStderr, args.ContainerID, req.Pod.String())
+	store := cache.Store{Dir: conf.CNIDir}
+	var src *Sources
+	if conf.Clusterless() {
+		src = &Sources{
+			Pods:   plexus.ArgsPods{Networks: req.Networks},
+			NADs:   plexus.DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}},
+			Status: plexus.FileStatus{Cache: store, Log: log},
+		}
+	} else {
+		if kubeSources == nil {
+			closeLog()
+			return nil, nil, nil, fmt.Errorf("plexus config: key \"kubeconfig\": this build has no Kubernetes mode")
+		}
+		src, err = kubeSources(conf, log, args.ContainerID)
+		if err != nil {
+			closeLog()
+			return nil, nil, nil, err
+		}
+	}
+	path := []string{conf.BinDir}
+	for _, p := range filepath.SplitList(args.Path) {
+		if p != "" && p != conf.BinDir {
+			path = append(path, p)
+		}
+	}
+	e := &plexus.Engine{
+		Conf: conf, Pods: src.Pods, NADs: src.NADs, Status: src.Status, Devices: src.Devices,
+		Runner: delegate.NewRunner(path, filepath.Join(conf.CNIDir, "results")),
+		Cache:  store, Log: log, DeviceInfoDir: conf.DeviceInfoDir,
+	}
+	done := func() {
+		if src.Close != nil {
+			src.Close()
+		}
+		closeLog()
+	}
+	return e, req, done, nil
+}
+
+// parseArgs splits CNI_ARGS ("K=V;K=V") into pairs.
+func parseArgs(s string) ([][2]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out [][2]string
+	for _, kv := range strings.Split(s, ";") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("CNI_ARGS: %q is not KEY=VALUE", kv)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}

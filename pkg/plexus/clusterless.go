@@ -1,0 +1,62 @@
+package plexus
+
+import (
+	"context"
+	"log/slog"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/nad"
+	"github.com/plexus-cni/plexus/pkg/status"
+)
+
+// Clusterless mode: the pod is what CNI_ARGS says, NADs come from a
+// directory of YAML files, and network-status goes to a file in the
+// container's cache directory.
+
+// ArgsPods is the PodSource of clusterless mode: the pod's networks are the
+// short-form list K8S_POD_NETWORKS from CNI_ARGS.
+type ArgsPods struct{ Networks string }
+
+func (a ArgsPods) Pod(_ context.Context, ref PodRef) (*Pod, error) {
+	p := &Pod{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID, Annotations: map[string]string{}}
+	if p.Namespace == "" {
+		p.Namespace = "default"
+	}
+	if a.Networks != "" {
+		p.Annotations[nadv1.NetworkAttachmentAnnot] = a.Networks
+	}
+	return p, nil
+}
+
+// DirNADs is the NADSource of clusterless mode.
+type DirNADs struct{ Dir *nad.DirSource }
+
+func (d DirNADs) NAD(_ context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	if d.Dir == nil || d.Dir.Dir == "" {
+		return nil, &notFound{namespace + "/" + name}
+	}
+	return d.Dir.Lookup(namespace, name)
+}
+
+type notFound struct{ key string }
+
+func (n *notFound) Error() string {
+	return "network-attachment-definition " + n.key + ": not found (no \"networksDir\" configured)"
+}
+func (n *notFound) Unwrap() error { return ErrNADNotFound }
+
+// FileStatus is the StatusSink of clusterless mode.
+type FileStatus struct {
+	Cache cache.Store
+	Log   *slog.Logger
+}
+
+func (f FileStatus) Attached(_ context.Context, _ *Pod, containerID string, st []nadv1.NetworkStatus) error {
+	return status.WriteFile(f.Cache.ContainerDir(containerID), st)
+}
+
+func (f FileStatus) Failed(_ context.Context, pod *Pod, network string, err error) {
+	f.Log.Warn("ADD failed", "network", network, "err", err)
+}

@@ -1,0 +1,380 @@
+// Package plexus is the meta-plugin's engine: ADD, DEL, CHECK, GC and STATUS
+// over the sources in sources.go. One ADD reads top to bottom like the steps
+// in DESIGN.md; each step is a call into the package that owns it.
+package plexus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/status"
+)
+
+// Engine runs plexus's CNI commands for one invocation.
+type Engine struct {
+	Conf    *config.Conf
+	Pods    PodSource
+	NADs    NADSource
+	Status  StatusSink
+	Devices DeviceSource // nil when no device lookups are possible
+	Runner  *delegate.Runner
+	Cache   cache.Store
+	Log     *slog.Logger
+	// DeviceInfoDir is the base of device-info files (dp/ and cni/ below it).
+	DeviceInfoDir string
+}
+
+// Request is one CNI invocation.
+type Request struct {
+	ContainerID string
+	NetNS       string
+	IfName      string
+	Pod         PodRef
+	// Networks is the short-form network list from CNI_ARGS
+	// (K8S_POD_NETWORKS), used in clusterless mode.
+	Networks string
+	// Args are the CNI_ARGS pairs, passed on to every delegate.
+	Args [][2]string
+}
+
+// Add attaches every network of the pod and returns the primary's result.
+func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
+	if err := e.waitReadiness(ctx); err != nil {
+		return nil, err
+	}
+	unlock, err := e.Cache.LockPod(lockKey(req))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	pod, err := e.Pods.Pod(ctx, req.Pod)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", req.Pod, err)
+	}
+	fail := func(network string, err error) (types.Result, error) {
+		err = fmt.Errorf("pod %s: %w", req.Pod, err)
+		e.Status.Failed(ctx, pod, network, err)
+		return nil, err
+	}
+	atts, err := e.attachments(ctx, pod, req)
+	if err != nil {
+		return fail(networkOf(err), err)
+	}
+	if err := e.assignDevices(ctx, pod, req, atts); err != nil {
+		return fail(networkOf(err), err)
+	}
+	if err := checkInterfacesFree(req.NetNS, atts); err != nil {
+		return fail(networkOf(err), err)
+	}
+	entry := &cache.Entry{
+		ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion,
+		PodNamespace: req.Pod.Namespace, PodName: req.Pod.Name, PodUID: req.Pod.UID,
+		Attachments: atts,
+	}
+	if err := e.Cache.Save(entry); err != nil {
+		return fail("", fmt.Errorf("writing cache: %v", err))
+	}
+	results, err := e.runDelegates(ctx, entry)
+	if err != nil {
+		return fail(networkOf(err), err)
+	}
+	if err := applyDefaultRoutes(entry); err != nil {
+		e.rollback(ctx, entry, len(entry.Attachments))
+		return fail(networkOf(err), err)
+	}
+	statuses, err := e.networkStatus(entry, results)
+	if err == nil {
+		err = e.Status.Attached(ctx, pod, req.ContainerID, statuses)
+	}
+	if err != nil {
+		// The interfaces are up, but the pod would not learn of them: undo.
+		e.rollback(ctx, entry, len(entry.Attachments))
+		return fail("", fmt.Errorf("publishing network-status: %w", err))
+	}
+	e.Log.Info("attached", "interfaces", len(atts))
+	return results[0].GetAsVersion(e.Conf.CNIVersion)
+}
+
+// runDelegates runs each attachment's ADD in order and records its result in
+// the cache. On the first failure it DELs the ones added, in reverse order,
+// removes the cache entry and returns the error.
+func (e *Engine) runDelegates(ctx context.Context, entry *cache.Entry) ([]types.Result, error) {
+	results := make([]types.Result, len(entry.Attachments))
+	for i := range entry.Attachments {
+		a := &entry.Attachments[i]
+		if err := e.copyDeviceInfo(a); err != nil {
+			e.rollback(ctx, entry, i)
+			return nil, err
+		}
+		res, err := e.Runner.Add(ctx, entry, a)
+		if err != nil {
+			// A plugin that failed may have half-made its interface: DEL it too.
+			a.Added = true
+			e.rollback(ctx, entry, i+1)
+			return nil, withNetwork(a.Network, err)
+		}
+		results[i] = res
+		a.Added = true
+		if a.Result, err = json.Marshal(res); err == nil {
+			err = e.Cache.Save(entry)
+		}
+		if err != nil {
+			e.rollback(ctx, entry, i+1)
+			return nil, fmt.Errorf("network %q: recording result: %v", a.Network, err)
+		}
+	}
+	return results, nil
+}
+
+// rollback DELs attachments [0, n) in reverse order and removes the cache
+// entry and device-info files.
+func (e *Engine) rollback(ctx context.Context, entry *cache.Entry, n int) {
+	for i := n - 1; i >= 0; i-- {
+		a := &entry.Attachments[i]
+		if err := e.Runner.Del(ctx, entry, a); err != nil {
+			e.Log.Warn("rollback: DEL failed", "network", a.Network, "interface", a.IfName, "err", err)
+		}
+	}
+	e.removeDeviceInfo(entry)
+	if err := e.Cache.Remove(entry.ContainerID); err != nil {
+		e.Log.Warn("rollback: removing cache entry", "err", err)
+	}
+}
+
+// Del detaches everything ADD attached. It works from the cache without the
+// API; without a cache entry it rebuilds the attachment list as ADD would,
+// when it can, and DELs that; when there is nothing left it succeeds.
+func (e *Engine) Del(ctx context.Context, req *Request) error {
+	unlock, err := e.Cache.LockPod(lockKey(req))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	entry, err := e.Cache.Load(req.ContainerID)
+	if err != nil {
+		e.Log.Warn("cache entry unreadable; rebuilding from the pod", "err", err)
+	}
+	if entry == nil {
+		entry = e.rebuild(ctx, req)
+		if entry == nil {
+			return nil
+		}
+	}
+	if req.NetNS != "" {
+		entry.NetNS = req.NetNS
+	}
+	if entry.NetNS != "" {
+		if _, err := os.Stat(entry.NetNS); err != nil {
+			// The namespace is gone: its interfaces went with it; delegates
+			// still release IPAM and host-side state.
+			entry.NetNS = ""
+		}
+	}
+	var errs []error
+	for i := len(entry.Attachments) - 1; i >= 0; i-- {
+		a := &entry.Attachments[i]
+		if err := e.Runner.Del(ctx, entry, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pod %s: DEL: %w", req.Pod, errors.Join(errs...))
+	}
+	e.removeDeviceInfo(entry)
+	if err := e.Cache.Remove(req.ContainerID); err != nil {
+		return fmt.Errorf("pod %s: removing cache entry: %v", req.Pod, err)
+	}
+	e.Log.Info("detached", "interfaces", len(entry.Attachments))
+	return nil
+}
+
+// rebuild reconstructs the attachments of a container that has no cache
+// entry, from the pod and its NADs; nil when that is not possible.
+func (e *Engine) rebuild(ctx context.Context, req *Request) *cache.Entry {
+	if req.Pod.Name == "" {
+		return nil
+	}
+	pod, err := e.Pods.Pod(ctx, PodRef{Namespace: req.Pod.Namespace, Name: req.Pod.Name})
+	if err != nil {
+		e.Log.Info("no cache entry and no pod: nothing to delete", "err", err)
+		return nil
+	}
+	atts, err := e.attachments(ctx, pod, req)
+	if err != nil {
+		e.Log.Info("no cache entry and the pod's networks do not resolve: nothing to delete", "err", err)
+		return nil
+	}
+	return &cache.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion, Attachments: atts}
+}
+
+// Check runs every delegate's CHECK with its cached result.
+func (e *Engine) Check(ctx context.Context, req *Request) error {
+	unlock, err := e.Cache.LockPod(lockKey(req))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	entry, err := e.Cache.Load(req.ContainerID)
+	if err != nil {
+		return fmt.Errorf("pod %s: %v", req.Pod, err)
+	}
+	if entry == nil {
+		return fmt.Errorf("pod %s: CHECK: no ADD recorded for container %s", req.Pod, req.ContainerID)
+	}
+	var errs []error
+	for i := range entry.Attachments {
+		if err := e.Runner.Check(ctx, entry, &entry.Attachments[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pod %s: CHECK: %w", req.Pod, errors.Join(errs...))
+	}
+	return nil
+}
+
+// GC removes the state of every container not in valid, and lets each known
+// delegate collect what is not in use any more.
+func (e *Engine) GC(ctx context.Context, valid []types.GCAttachment) error {
+	keep := map[string]bool{}
+	for _, v := range valid {
+		keep[v.ContainerID] = true
+	}
+	ids, err := e.Cache.List()
+	if err != nil {
+		return err
+	}
+	type delegateGC struct {
+		conf  []byte
+		valid []types.GCAttachment
+	}
+	lists := map[string]*delegateGC{}
+	var errs []error
+	for _, id := range ids {
+		entry, err := e.Cache.Load(id)
+		if err != nil || entry == nil {
+			e.Log.Warn("GC: dropping unreadable cache entry", "container", id, "err", err)
+			_ = e.Cache.Remove(id)
+			continue
+		}
+		for _, a := range entry.Attachments {
+			l, err := delegate.List(&a)
+			if err != nil {
+				continue
+			}
+			d := lists[l.Name]
+			if d == nil {
+				d = &delegateGC{conf: a.ConfList}
+				lists[l.Name] = d
+			}
+			if keep[id] {
+				d.valid = append(d.valid, types.GCAttachment{ContainerID: id, IfName: a.IfName})
+			}
+		}
+		if keep[id] {
+			continue
+		}
+		req := &Request{ContainerID: id, NetNS: entry.NetNS, Pod: PodRef{Namespace: entry.PodNamespace, Name: entry.PodName}}
+		if err := e.Del(ctx, req); err != nil {
+			errs = append(errs, fmt.Errorf("GC of container %s: %w", id, err))
+		}
+	}
+	for name, d := range lists {
+		l, err := delegate.List(&cache.Attachment{Network: name, ConfList: d.conf})
+		if err != nil {
+			continue
+		}
+		if err := e.Runner.GC(ctx, l, d.valid); err != nil {
+			errs = append(errs, fmt.Errorf("GC of network %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Status reports whether plexus is ready: the readiness indicator file (when
+// configured) exists and the primary network's plugins report ready.
+func (e *Engine) StatusCheck(ctx context.Context) error {
+	if f := e.Conf.ReadinessIndicatorFile; f != "" {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("readiness indicator file %s: %v", f, err)
+		}
+	}
+	l, _, err := e.primary(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return e.Runner.Status(ctx, l)
+}
+
+func (e *Engine) waitReadiness(ctx context.Context) error {
+	f := e.Conf.ReadinessIndicatorFile
+	if f == "" {
+		return nil
+	}
+	if _, err := os.Stat(f); err == nil {
+		return nil
+	}
+	deadline := time.Now().Add(time.Duration(e.Conf.ReadinessTimeout) * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if _, err := os.Stat(f); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("readiness indicator file %s did not appear within %ds (key \"readinessindicatorfile\")", f, e.Conf.ReadinessTimeout)
+}
+
+func (e *Engine) networkStatus(entry *cache.Entry, results []types.Result) ([]nadv1.NetworkStatus, error) {
+	out := make([]nadv1.NetworkStatus, 0, len(results))
+	for i, res := range results {
+		a := &entry.Attachments[i]
+		st, err := status.FromResult(a.Network, a.IfName, a.Primary, res, e.loadDeviceInfo(a))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func lockKey(req *Request) string {
+	if req.Pod.Name != "" {
+		return req.Pod.Namespace + "/" + req.Pod.Name
+	}
+	return req.ContainerID
+}
+
+// netError tags an error with the network it is about, for Warning events.
+type netError struct {
+	network string
+	err     error
+}
+
+func (n *netError) Error() string { return n.err.Error() }
+func (n *netError) Unwrap() error { return n.err }
+
+func withNetwork(network string, err error) error { return &netError{network: network, err: err} }
+
+func networkOf(err error) string {
+	var ne *netError
+	if errors.As(err, &ne) {
+		return ne.network
+	}
+	return ""
+}

@@ -1,0 +1,77 @@
+package plexus
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/plexus-cni/plexus/pkg/cache"
+)
+
+// checkInterfacesFree fails when an interface name plexus is about to
+// create already exists in the pod's network namespace.
+func checkInterfacesFree(netnsPath string, atts []cache.Attachment) error {
+	if netnsPath == "" {
+		return fmt.Errorf("CNI_NETNS is empty")
+	}
+	return ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
+		for _, a := range atts {
+			if _, err := net.InterfaceByName(a.IfName); err == nil {
+				return withNetwork(a.Network, fmt.Errorf("network %q: interface %q already exists in the pod's network namespace", a.Network, a.IfName))
+			}
+		}
+		return nil
+	})
+}
+
+// applyDefaultRoutes moves the pod's default route of each IP family to the
+// interface whose selection asked for it with "default-route".
+func applyDefaultRoutes(entry *cache.Entry) error {
+	var want []cache.Attachment
+	for _, a := range entry.Attachments {
+		if len(a.Gateways) > 0 {
+			want = append(want, a)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	return ns.WithNetNSPath(entry.NetNS, func(ns.NetNS) error {
+		for _, a := range want {
+			link, err := netlink.LinkByName(a.IfName)
+			if err != nil {
+				return withNetwork(a.Network, fmt.Errorf("network %q: default-route: %v", a.Network, err))
+			}
+			for _, g := range a.Gateways {
+				gw := net.ParseIP(g)
+				family := netlink.FAMILY_V6
+				if gw.To4() != nil {
+					family = netlink.FAMILY_V4
+				}
+				routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
+				if err != nil {
+					return withNetwork(a.Network, fmt.Errorf("network %q: default-route: listing routes: %v", a.Network, err))
+				}
+				for _, r := range routes {
+					if r.Dst == nil || isDefault(r.Dst) {
+						rr := r
+						if err := netlink.RouteDel(&rr); err != nil {
+							return withNetwork(a.Network, fmt.Errorf("network %q: default-route: removing old default route: %v", a.Network, err))
+						}
+					}
+				}
+				if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}); err != nil {
+					return withNetwork(a.Network, fmt.Errorf("network %q: default-route via %s dev %s: %v", a.Network, g, a.IfName, err))
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func isDefault(n *net.IPNet) bool {
+	ones, _ := n.Mask.Size()
+	return ones == 0
+}
