@@ -57,7 +57,8 @@ type VF struct {
 	NUMA       int    // -1 when unknown
 	IOMMUGroup string // "" without an IOMMU
 	LinkType   string // of its netdev, else the PF's
-	RDMA       []string
+	RDMA       []string // RDMA devices (infiniband/<name>)
+	Verbs      []string // user verbs char devices (infiniband_verbs/uverbsN)
 }
 
 // IsUserspace reports whether the VF is bound to a userspace I/O driver.
@@ -158,7 +159,8 @@ func readVF(busDir, addr string, idx int, d pciDev, pf *PF) *VF {
 	if vf.LinkType == "" {
 		vf.LinkType = pf.LinkType
 	}
-	vf.RDMA = readRDMA(dir)
+	vf.RDMA = dirNames(filepath.Join(dir, "infiniband"))
+	vf.Verbs = dirNames(filepath.Join(dir, "infiniband_verbs"))
 	return vf
 }
 
@@ -199,9 +201,9 @@ func LinkTypeName(t int) string {
 	}
 }
 
-// readRDMA lists the device's RDMA devices (dir/infiniband/<name>).
-func readRDMA(dir string) []string {
-	ents, err := os.ReadDir(filepath.Join(dir, "infiniband"))
+// dirNames lists a directory's entries, nil when it has none.
+func dirNames(dir string) []string {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
