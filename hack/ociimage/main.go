@@ -1,0 +1,268 @@
+// Command ociimage builds plexus's container images as OCI image-layout
+// tarballs without a Docker engine: a scratch base plus one layer holding
+// the static binaries from bin/, laid out as images/*/Dockerfile lays them
+// out. `ctr images import` and `kind load image-archive` load the tarballs.
+//
+//	go run ./hack/ociimage --bin bin --out bin/images [--tag latest]
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Repository is where plexus's images are published; the manifests in
+// deployments/ name the same images.
+const Repository = "ghcr.io/plexus-cni"
+
+// File is one binary from the bin dir and its path in the image.
+type File struct{ Bin, Path string }
+
+// Spec describes one image.
+type Spec struct {
+	Name       string // repository name under Repository
+	Entrypoint []string
+	Files      []File
+}
+
+// Specs are the images the project ships (see images/*/Dockerfile).
+var Specs = []Spec{
+	{
+		Name:       "plexus",
+		Entrypoint: []string{"/usr/bin/plexus-install"},
+		Files: []File{
+			{"plexus-install", "/usr/bin/plexus-install"},
+			{"plexus", "/usr/lib/plexus/plexus"},
+			{"sriov", "/usr/lib/plexus/sriov"},
+		},
+	},
+	{
+		Name:       "sriov-device-plugin",
+		Entrypoint: []string{"/usr/bin/sriov-device-plugin"},
+		Files:      []File{{"sriov-device-plugin", "/usr/bin/sriov-device-plugin"}},
+	},
+}
+
+// Ref is the image reference of s with tag.
+func (s Spec) Ref(tag string) string { return Repository + "/" + s.Name + ":" + tag }
+
+// Options are the build's inputs.
+type Options struct {
+	BinDir  string
+	OutDir  string
+	Tag     string
+	Arch    string
+	Created time.Time // also every file's mtime: same inputs, same digests
+}
+
+func main() {
+	o := Options{Arch: runtime.GOARCH}
+	flag.StringVar(&o.BinDir, "bin", "bin", "directory holding the built static binaries")
+	flag.StringVar(&o.OutDir, "out", "bin/images", "directory to write <name>.tar into")
+	flag.StringVar(&o.Tag, "tag", "latest", "image tag")
+	flag.StringVar(&o.Arch, "arch", o.Arch, "image architecture (must match the binaries)")
+	flag.Parse()
+	o.Created = sourceDate()
+	for _, s := range Specs {
+		out, err := Build(s, o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ociimage:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s -> %s\n", s.Ref(o.Tag), out)
+	}
+}
+
+// sourceDate is SOURCE_DATE_EPOCH when set, else the Unix epoch.
+func sourceDate() time.Time {
+	if v, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil {
+		return time.Unix(v, 0).UTC()
+	}
+	return time.Unix(0, 0).UTC()
+}
+
+// Build writes the image of s as an OCI image-layout tarball
+// <OutDir>/<name>.tar and returns its path.
+func Build(s Spec, o Options) (string, error) {
+	img, err := Image(s, o)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(o.OutDir, "."+s.Name+"-layout-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", s.Ref(o.Tag), err)
+	}
+	ref := s.Ref(o.Tag)
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
+		"io.containerd.image.name":          ref, // ctr images import
+		"org.opencontainers.image.ref.name": o.Tag,
+	})); err != nil {
+		return "", fmt.Errorf("image %s: %w", ref, err)
+	}
+	out := filepath.Join(o.OutDir, s.Name+".tar")
+	if err := tarDir(dir, out, o.Created); err != nil {
+		return "", fmt.Errorf("image %s: %w", ref, err)
+	}
+	return out, nil
+}
+
+// Image builds s in memory: scratch plus one layer of its files.
+func Image(s Spec, o Options) (v1.Image, error) {
+	layerTar, err := filesLayer(s, o)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: layer: %w", s.Name, err)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: o.Created}, CreatedBy: "hack/ociimage: " + strings.Join(binNames(s), " "),
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", s.Name, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", o.Arch
+	cf.Created = v1.Time{Time: o.Created}
+	cf.Config.Entrypoint = s.Entrypoint
+	cf.Config.Env = []string{"PATH=/usr/bin"}
+	cf.Config.Labels = map[string]string{
+		"org.opencontainers.image.source":   "https://github.com/plexus-cni/plexus",
+		"org.opencontainers.image.licenses": "Apache-2.0",
+		"org.opencontainers.image.title":    s.Name,
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+func binNames(s Spec) []string {
+	var n []string
+	for _, f := range s.Files {
+		n = append(n, f.Bin)
+	}
+	return n
+}
+
+// filesLayer is the uncompressed layer tar: every parent directory, then
+// each binary at its path, mode 0755, owned by root.
+func filesLayer(s Spec, o Options) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, f := range s.Files {
+		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
+			dirs[strings.TrimPrefix(d, "/")+"/"] = true
+		}
+	}
+	var dl []string
+	for d := range dirs {
+		dl = append(dl, d)
+	}
+	sort.Strings(dl) // parents before children
+	for _, d := range dl {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: o.Created, Format: tar.FormatPAX}); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range s.Files {
+		src := filepath.Join(o.BinDir, f.Bin)
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %s (run `make build`): %w", s.Name, f.Bin, err)
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Path, "/"), Mode: 0o755,
+			Size: int64(len(data)), ModTime: o.Created, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// tarDir writes the files under dir into the tar file out (atomically),
+// with paths relative to dir, in a stable order.
+func tarDir(dir, out string, mtime time.Time) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	tw := tar.NewWriter(tmp)
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755, ModTime: mtime})
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: 0o644, Size: int64(len(data)), ModTime: mtime}); err != nil {
+			return err
+		}
+		_, err = tw.Write(data)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err = tw.Close(); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
+}
