@@ -1,0 +1,85 @@
+package deviceplugin
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
+	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
+)
+
+// Main is the sriov-device-plugin daemon: it parses args, serves until
+// SIGINT or SIGTERM, cleans up (sockets, device-info files) and returns the
+// exit code.
+func Main(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sriov-device-plugin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o        Options
+		metrics  string
+		logLevel string
+	)
+	fs.StringVar(&o.ConfigPath, "config", DefaultConfigPath, "resourceList configuration file (reloaded on change)")
+	fs.StringVar(&o.ResourcePrefix, "resource-prefix", dpconfig.DefaultPrefix, "resource prefix for resources without resourcePrefix")
+	fs.StringVar(&o.Discovery.Root, "host-root", "/", "directory holding the host's /sys (and /dev)")
+	fs.StringVar(&o.Discovery.PCIDBPath, "pcidb", "", "pci.ids file for device names (default: look under --host-root and /; raw IDs without one)")
+	fs.StringVar(&o.PluginDir, "device-plugin-dir", DefaultPluginDir, "kubelet's device plugin directory (holds kubelet.sock)")
+	fs.StringVar(&o.DevInfoDir, "devinfo-dir", DefaultDevInfoDir, "directory for device-info files")
+	fs.StringVar(&metrics, "metrics-address", "", "serve Prometheus metrics on this host:port (off when empty)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sriov-device-plugin: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(stderr, "sriov-device-plugin: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	o.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	o.Links = NetlinkMonitor{}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, metrics); err != nil {
+		fmt.Fprintf(stderr, "sriov-device-plugin: %v\n", err)
+		return 1
+	}
+	o.Log.Info("stopped; sockets and device-info files removed")
+	return 0
+}
+
+func run(ctx context.Context, o Options, metricsAddr string) error {
+	if _, err := os.Stat(o.Discovery.Root); err != nil {
+		return fmt.Errorf("--host-root %q: %w", o.Discovery.Root, err)
+	}
+	if _, err := discovery.Discover(o.Discovery); err != nil {
+		return err
+	}
+	if metricsAddr != "" {
+		o.Metrics = NewMetrics()
+		addr, errc, err := o.Metrics.Serve(ctx, metricsAddr)
+		if err != nil {
+			return err
+		}
+		o.Log.Info("serving metrics", "address", addr.String())
+		go func() {
+			if err := <-errc; err != nil {
+				o.Log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	m, err := NewManager(o)
+	if err != nil {
+		return err
+	}
+	return m.Run(ctx)
+}
