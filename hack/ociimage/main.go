@@ -9,6 +9,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"debug/elf"
 	"flag"
 	"fmt"
 	"io"
@@ -204,6 +205,9 @@ func filesLayer(s Spec, o Options) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %s (run `make build`): %w", s.Name, f.Bin, err)
 		}
+		if err := checkStatic(data); err != nil {
+			return nil, fmt.Errorf("image %s: %s: %w", s.Name, src, err)
+		}
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Path, "/"), Mode: 0o755,
 			Size: int64(len(data)), ModTime: o.Created, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -217,6 +221,24 @@ func filesLayer(s Spec, o Options) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// checkStatic refuses a dynamically linked ELF executable: the image has
+// no libc or loader (scratch). Other files are taken as they are.
+func checkStatic(data []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil // not ELF
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp, _ := io.ReadAll(p.Open())
+			return fmt.Errorf("dynamically linked (interpreter %s), but the image has no libc: build it with CGO_ENABLED=0 (make build)",
+				strings.TrimRight(string(interp), "\x00"))
+		}
+	}
+	return nil
 }
 
 // tarDir writes the files under dir into the tar file out (atomically),
