@@ -38,7 +38,7 @@ type fixture struct {
 
 const pfAddr = "0000:3b:00.0"
 
-func newFixture(t *testing.T, numVFs int, vfDriver string) *fixture {
+func newFixture(t testing.TB, numVFs int, vfDriver string) *fixture {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RefPlugin(t, "host-local")
@@ -113,7 +113,7 @@ func withPrev(t *testing.T, conf []byte, res types.Result) []byte {
 }
 
 // leases lists host-local's allocations (IP-named files) under ipamDir.
-func (f *fixture) leases(t *testing.T) []string {
+func (f *fixture) leases(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	_ = filepath.Walk(f.ipamDir, func(p string, fi os.FileInfo, err error) error {
@@ -126,7 +126,7 @@ func (f *fixture) leases(t *testing.T) []string {
 }
 
 // linksIn lists non-loopback link names in a netns.
-func linksIn(t *testing.T, n ns.NetNS) []string {
+func linksIn(t testing.TB, n ns.NetNS) []string {
 	t.Helper()
 	var names []string
 	err := n.Do(func(ns.NetNS) error {

@@ -1,0 +1,53 @@
+package cni
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/plexus-cni/plexus/pkg/testutil"
+)
+
+// BenchmarkAddDel measures one ADD+DEL of a veth stand-in VF (PF recorder,
+// real netns, real netlink) and reports the part spent moving the netdev
+// between namespaces and renaming it (move-ns/op, rename-ns/op, and their
+// share of the whole in move+rename-%).
+func BenchmarkAddDel(b *testing.B) {
+	for _, withIPAM := range []bool{false, true} {
+		b.Run(fmt.Sprintf("ipam=%v", withIPAM), func(b *testing.B) {
+			f := newFixture(b, 1, "")
+			vf := f.vfs[0]
+			podNS := testutil.NewNS(b)
+			conf := f.conf("1.0.0", vf.Addr, `"vlan":100,"mac":"02:aa:bb:cc:dd:01","spoofchk":"off"`)
+			if !withIPAM {
+				conf = []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"bench","type":"sriov","dataDir":%q,"deviceID":%q,"vlan":100,"mac":"02:aa:bb:cc:dd:01","spoofchk":"off"}`,
+					f.dataDir, vf.Addr))
+			}
+			var move, rename time.Duration
+			f.p.observe = func(step string, d time.Duration) {
+				switch step {
+				case "move":
+					move += d
+				case "rename":
+					rename += d
+				}
+			}
+			a := args(podNS, "bench", "net1", conf)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if _, err := f.p.Add(a); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.p.Del(a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			total := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(move.Nanoseconds())/float64(b.N), "move-ns/op")
+			b.ReportMetric(float64(rename.Nanoseconds())/float64(b.N), "rename-ns/op")
+			b.ReportMetric(100*float64(move+rename)/float64(total), "move+rename-%")
+		})
+	}
+}
