@@ -101,7 +101,7 @@ func BuildBinary(t testing.TB, name string) string {
 		buildDir = d
 	}
 	p := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-o", p, "./cmd/"+name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, "./cmd/"+name)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

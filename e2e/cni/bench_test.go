@@ -1,0 +1,149 @@
+package cni_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+
+	"github.com/plexus-cni/plexus/pkg/testutil/cnienv"
+)
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// runPlexus execs plexus as a runtime does and returns wall time and the
+// peak RSS (KiB) of plexus and the delegates it waited for.
+func runPlexus(b *testing.B, e *cnienv.Env, cmd string, p *cnienv.Pod, conf []byte) (time.Duration, int64) {
+	rt := e.RT(p)
+	var args []string
+	for _, kv := range rt.Args {
+		args = append(args, kv[0]+"="+kv[1])
+	}
+	c := exec.Command(e.PlexusBin)
+	c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+p.ContainerID, "CNI_NETNS="+p.NS.Path(),
+		"CNI_IFNAME=eth0", "CNI_PATH="+e.BinDir, "CNI_ARGS="+strings.Join(args, ";"))
+	c.Stdin = bytes.NewReader(conf)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	start := time.Now()
+	if err := c.Run(); err != nil {
+		b.Fatalf("plexus %s: %v: %s", cmd, err, out.String())
+	}
+	d := time.Since(start)
+	return d, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+}
+
+// BenchmarkAddDel compares plexus ADD+DEL with N secondary attachments to
+// running the same N+1 delegates directly through libcni, in the same run.
+func BenchmarkAddDel(b *testing.B) {
+	for _, n := range []int{1, 4, 8} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			e := cnienv.New(b)
+			e.WritePrimary()
+			nets := bridgeNADs(e, n)
+			conf := plexusStdin(e)
+			// The same delegates, direct.
+			lists := []*libcni.NetworkConfigList{mustList(b, e.BridgeConf("primary", e.Bridge, 0))}
+			for i := 1; i <= n; i++ {
+				lists = append(lists, mustList(b, e.BridgeConf(fmt.Sprintf("net-%d", i), e.Name(fmt.Sprintf("b%d", i)), i)))
+			}
+			direct := libcni.NewCNIConfigWithCacheDir([]string{e.BinDir}, b.TempDir(), nil)
+			var plexAdd, plexDel, dirAdd, dirDel []time.Duration
+			var rss int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p := e.NewPod(fmt.Sprintf("p%d", i), nets)
+				d, r := runPlexus(b, e, "ADD", p, conf)
+				plexAdd = append(plexAdd, d)
+				if r > rss {
+					rss = r
+				}
+				d, _ = runPlexus(b, e, "DEL", p, conf)
+				plexDel = append(plexDel, d)
+
+				rt := e.RT(p)
+				start := time.Now()
+				for k, l := range lists {
+					rt.IfName = "eth0"
+					if k > 0 {
+						rt.IfName = fmt.Sprintf("net%d", k)
+					}
+					if _, err := direct.AddNetworkList(context.Background(), l, rt); err != nil {
+						b.Fatal(err)
+					}
+				}
+				dirAdd = append(dirAdd, time.Since(start))
+				start = time.Now()
+				for k := len(lists) - 1; k >= 0; k-- {
+					rt.IfName = "eth0"
+					if k > 0 {
+						rt.IfName = fmt.Sprintf("net%d", k)
+					}
+					if err := direct.DelNetworkList(context.Background(), lists[k], rt); err != nil {
+						b.Fatal(err)
+					}
+				}
+				dirDel = append(dirDel, time.Since(start))
+			}
+			b.StopTimer()
+			b.ReportMetric(ms(median(plexAdd)), "ms/plexus-add")
+			b.ReportMetric(ms(median(dirAdd)), "ms/direct-add")
+			b.ReportMetric(ms(median(plexAdd)-median(dirAdd)), "ms/add-overhead")
+			b.ReportMetric(ms(median(plexDel)-median(dirDel)), "ms/del-overhead")
+			b.ReportMetric(float64(rss)/1024, "MiB/peak-rss-with-delegates")
+		})
+	}
+}
+
+// BenchmarkVersion is the start-up floor: CNI_COMMAND=VERSION.
+func BenchmarkVersion(b *testing.B) {
+	e := cnienv.New(b)
+	var ds []time.Duration
+	var rss int64
+	for i := 0; i < b.N; i++ {
+		c := exec.Command(e.PlexusBin)
+		c.Env = append(os.Environ(), "CNI_COMMAND=VERSION")
+		c.Stdin = strings.NewReader(`{"cniVersion":"1.1.0"}`)
+		start := time.Now()
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+		ds = append(ds, time.Since(start))
+		if r := c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss; r > rss {
+			rss = r
+		}
+	}
+	b.ReportMetric(ms(median(ds)), "ms/version-median")
+	b.ReportMetric(float64(rss)/1024, "MiB/peak-rss")
+}
+
+func plexusStdin(e *cnienv.Env) []byte {
+	l := e.PlexusConf()
+	var m map[string]any
+	b := l.Plugins[0].Bytes
+	_ = m
+	// A runtime injects name and cniVersion into the plugin's config.
+	return bytes.Replace(b, []byte("{"), []byte(`{"name":"plexus","cniVersion":"1.1.0",`), 1)
+}
+
+func mustList(b *testing.B, s string) *libcni.NetworkConfigList {
+	l, err := libcni.NetworkConfFromBytes([]byte(s))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
