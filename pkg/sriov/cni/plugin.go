@@ -217,9 +217,6 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 	if err != nil {
 		return nil, err
 	}
-	if !vf.Userspace() && len(vf.Netdevs) == 0 {
-		return nil, fmt.Errorf("driver %q gives the VF no netdev", vf.Driver)
-	}
 	podNS, err := ns.GetNS(args.Netns)
 	if err != nil {
 		return nil, fmt.Errorf("netns %q: %w", args.Netns, err)
@@ -242,6 +239,15 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 	defer unlock()
 	if err := p.takeOver(store, vf.Addr, log); err != nil {
 		return nil, err
+	}
+	// Read the netdev name only now: a takeover may have renamed it.
+	if !vf.Userspace() {
+		if vf.Netdevs, err = p.Sysfs.Netdevs(vf.Addr); err != nil {
+			return nil, err
+		}
+		if len(vf.Netdevs) == 0 {
+			return nil, fmt.Errorf("driver %q shows no netdev for the VF in this netns", vf.Driver)
+		}
 	}
 
 	var undo undoStack
@@ -357,10 +363,15 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 	start := time.Now()
 	tmp, err := moveToNS(orig.Name, podNS)
 	if err != nil {
+		if rerr := restoreHostNetdev(orig.Name, orig); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return "", err
 	}
 	p.timed("move", start)
-	var index int
+	// Find it again later by index: after the rename its name may be one
+	// the pod had before, and the temporary name is gone.
+	index := -1
 	err = podNS.Do(func(ns.NetNS) error {
 		l, err := netlinksafe.LinkByName(tmp)
 		if err != nil {
@@ -369,16 +380,19 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 		index = l.Attrs().Index
 		return nil
 	})
-	if err == nil {
-		undo.push(func() error {
-			back, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) { return netlink.LinkByIndex(index) })
-			if err != nil {
-				return err
+	undo.push(func() error {
+		back, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) {
+			if index < 0 {
+				return netlinksafe.LinkByName(tmp)
 			}
-			return restoreHostNetdev(back, orig)
+			return netlink.LinkByIndex(index)
 		})
-	} else {
-		// Cannot find it in the pod: nothing we could move back.
+		if err != nil {
+			return err
+		}
+		return restoreHostNetdev(back, orig)
+	})
+	if err != nil {
 		return "", err
 	}
 	var effective string
@@ -456,12 +470,20 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	return nil
 }
 
+// del releases the IPAM allocation first, then the VF; a failing IPAM DEL
+// does not keep the VF from going home (the error is still returned, and a
+// retried DEL finds the VF part done).
 func (p *Plugin) del(args *skel.CmdArgs, conf *Config, log *logger) error {
+	var ipamErr error
 	if conf.IPAMType != "" {
 		if err := invoke.DelegateDel(context.TODO(), conf.IPAMType, conf.Raw, &ipamExec{args: args}); err != nil {
-			return fmt.Errorf("IPAM %s: %w", conf.IPAMType, err)
+			ipamErr = fmt.Errorf("IPAM %s: %w", conf.IPAMType, err)
 		}
 	}
+	return errors.Join(ipamErr, p.delVF(args, conf, log))
+}
+
+func (p *Plugin) delVF(args *skel.CmdArgs, conf *Config, log *logger) error {
 	store := Store{Dir: conf.DataDir}
 	addr := conf.DeviceID
 	if addr == "" {

@@ -503,3 +503,54 @@ func TestCheckErrors(t *testing.T) {
 	}
 	_ = types.Result(r)
 }
+
+// A failing IPAM DEL is reported, but the VF still goes home; a retried DEL
+// then finishes the IPAM part.
+func TestDelIPAMFailureStillReleasesVF(t *testing.T) {
+	f := newFixture(t, 1, "")
+	vf := f.vfs[0]
+	podNS := testutil.NewNS(t)
+	conf := f.conf("1.0.0", vf.Addr, `"vlan":12`)
+	if _, err := f.p.Add(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	broken := []byte(strings.Replace(string(conf), `"type":"host-local"`, `"type":"gone-ipam"`, 1))
+	err := f.p.Del(args(podNS, "c1", "net1", broken))
+	if err == nil || !strings.Contains(err.Error(), "IPAM gone-ipam") {
+		t.Fatalf("DEL with failing IPAM: %v", err)
+	}
+	f.assertVFHome(t, vf)
+	if len(f.leases(t)) != 1 {
+		t.Fatal("lease should survive the failed IPAM DEL")
+	}
+	if err := f.p.Del(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	if l := f.leases(t); len(l) != 0 {
+		t.Errorf("leases left %v", l)
+	}
+}
+
+// sysfs names a netdev that is not in this netns: a clear error, nothing left.
+func TestAddNetdevMissing(t *testing.T) {
+	f := newFixture(t, 1, "")
+	vf := f.vfs[0]
+	l, err := netlink.LinkByName(vf.Netdev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
+	podNS := testutil.NewNS(t)
+	_, err = f.p.Add(args(podNS, "c1", "net1", f.conf("1.0.0", vf.Addr, "")))
+	if err == nil || !containsAll(err.Error(), "VF netdev "+vf.Netdev, vf.Addr) {
+		t.Fatalf("err %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dataDir, vf.Addr+".json")); !os.IsNotExist(err) {
+		t.Error("state file left")
+	}
+	if n := len(f.rec.Calls()); n != 0 {
+		t.Errorf("PF calls made: %v", f.rec.Calls())
+	}
+}
