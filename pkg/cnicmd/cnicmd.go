@@ -20,6 +20,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/logging"
 	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podresources"
 )
 
 // Main is the plexus binary.
@@ -142,10 +143,15 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 	store := cache.Store{Dir: conf.CNIDir}
 	var src *Sources
 	if conf.Clusterless() {
+		// Devices come from kubelet's pod-resources socket in both modes;
+		// it is dialled only when a NAD names a resource.
+		dev := podresources.NewClient(conf.PodResourcesSocket)
 		src = &Sources{
-			Pods:   plexus.ArgsPods{Networks: req.Networks},
-			NADs:   plexus.DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}},
-			Status: plexus.FileStatus{Cache: store, Log: log},
+			Pods:    plexus.ArgsPods{Networks: req.Networks},
+			NADs:    plexus.DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}},
+			Status:  plexus.FileStatus{Cache: store, Log: log},
+			Devices: dev,
+			Close:   func() { dev.Close() },
 		}
 	} else {
 		if kubeSources == nil {
