@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/plexus-cni/plexus/pkg/config"
 )
 
 // NetworkName is the name of the network in plexus's own conflist.
@@ -22,25 +24,18 @@ type ConfOptions struct {
 	Overrides              map[string]any // further plexus keys (--config-overrides)
 }
 
-// overridableKeys are the plexus config keys --config-overrides may set;
-// the rest are managed by plexus-install (DESIGN.md, Configuration).
-var overridableKeys = map[string]bool{
-	"defaultNetworks": true, "namespaceIsolation": true, "globalNamespaces": true,
-	"systemNamespaces": true, "multusNamespace": true, "logFile": true, "logLevel": true,
-	"logToStderr": true, "runtimeConfig": true, "networksDir": true,
-}
-
 // managedKeys are written by plexus-install itself; overriding them is
 // refused so the config cannot point elsewhere than the flags say.
 var managedKeys = map[string]string{
 	"type": "", "name": "", "cniVersion": "", "capabilities": "--capabilities",
 	"kubeconfig": "--kubeconfig", "confDir": "--cni-conf-dir", "cniDir": "--cni-dir",
 	"binDir": "--cni-bin-dir", "delegates": "", "clusterNetwork": "--primary-config",
-	"readinessindicatorfile": "--readiness-indicator-file",
+	"readinessindicatorfile": "--readiness-indicator-file", "readinessIndicatorFile": "--readiness-indicator-file",
 }
 
 // ParseOverrides parses the --config-overrides JSON object, refusing keys
-// plexus does not know and keys plexus-install manages.
+// plexus-install manages and anything plexus's own config loader
+// (pkg/config) would refuse: unknown keys, wrong types, bad values.
 func ParseOverrides(s string) (map[string]any, error) {
 	if s == "" {
 		return nil, nil
@@ -51,28 +46,37 @@ func ParseOverrides(s string) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("--config-overrides: not a JSON object: %w", err)
 	}
+	keys := make([]string, 0, len(m))
 	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
 		if flag, ok := managedKeys[k]; ok {
 			if flag == "" {
 				return nil, fmt.Errorf("--config-overrides: key %q is set by plexus-install and cannot be overridden", k)
 			}
 			return nil, fmt.Errorf("--config-overrides: key %q is set by plexus-install; use %s", k, flag)
 		}
-		if !overridableKeys[k] {
-			return nil, fmt.Errorf("--config-overrides: unknown key %q (allowed: %s)", k, allowedOverrides())
-		}
+	}
+	probe := map[string]any{"cniVersion": "1.0.0", "name": NetworkName, "type": "plexus", "clusterNetwork": "/etc/cni/net.d/primary.conflist"}
+	for k, v := range m {
+		probe[k] = v
+	}
+	if err := checkWithPlexus(probe); err != nil {
+		return nil, fmt.Errorf("--config-overrides: %w", err)
 	}
 	return m, nil
 }
 
-func allowedOverrides() string {
-	keys := make([]string, 0, len(overridableKeys))
-	for k := range overridableKeys {
-		keys = append(keys, k)
+// checkWithPlexus runs a plugin config through plexus's own loader.
+func checkWithPlexus(plugin map[string]any) error {
+	b, err := json.Marshal(plugin)
+	if err != nil {
+		return err
 	}
-	sort.Strings(keys)
-	b, _ := json.Marshal(keys)
-	return string(b)
+	_, err = config.Load(b)
+	return err
 }
 
 // BuildConf returns plexus's own conflist around primary: same cniVersion,
@@ -111,6 +115,15 @@ func BuildConf(primary *Primary, o ConfOptions) ([]byte, error) {
 		Name       string           `json:"name"`
 		Plugins    []map[string]any `json:"plugins"`
 	}{primary.CNIVersion, NetworkName, []map[string]any{plugin}}
+	// What the runtime will hand plexus: the plugin entry with the list's
+	// name and cniVersion. Refuse now what plexus would refuse on every ADD.
+	check := map[string]any{"cniVersion": primary.CNIVersion, "name": NetworkName}
+	for k, v := range plugin {
+		check[k] = v
+	}
+	if err := checkWithPlexus(check); err != nil {
+		return nil, fmt.Errorf("plexus config for primary %s: %w", primary.Path, err)
+	}
 	out, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("plexus config: %w", err)

@@ -371,6 +371,9 @@ func TestNothingUsableAppears(t *testing.T) {
 		{"no cniVersion", func(h *host, cfg *Config) {
 			h.write(filepath.Join(h.conf, "10-x.conf"), `{"name":"x","type":"bridge"}`)
 		}, `10-x.conf: field "cniVersion" is missing`},
+		{"cniVersion plexus does not support", func(h *host, cfg *Config) {
+			h.write(filepath.Join(h.conf, "10-x.conf"), `{"cniVersion":"9.9.9","name":"x","type":"bridge"}`)
+		}, `plexus config for primary ` + "CONF" + `/10-x.conf: plexus config: key "cniVersion": "9.9.9" is not supported`},
 		{"named primary missing", func(h *host, cfg *Config) {
 			h.write(filepath.Join(h.conf, "10-x.conf"), `{"cniVersion":"1.0.0","name":"x","type":"bridge"}`)
 			cfg.PrimaryConfig = "20-calico.conflist"
@@ -387,6 +390,7 @@ func TestNothingUsableAppears(t *testing.T) {
 			tc.setup(h, &cfg)
 			err := New(cfg, discard).Run(context.Background())
 			want := strings.ReplaceAll(tc.want, "READY", filepath.Join(h.root, "ready"))
+			want = strings.ReplaceAll(want, "CONF", h.conf)
 			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "nothing usable appeared in "+h.conf+" within 100ms") {
 				t.Fatalf("error %v, want it to say nothing usable appeared and %q", err, want)
 			}
@@ -424,7 +428,7 @@ func TestNamedPrimaryAndOverrides(t *testing.T) {
 	cfg.PrimaryConfig = "50-calico.conflist"
 	cfg.Kubeconfig = "" // clusterless
 	var err error
-	cfg.Overrides, err = ParseOverrides(`{"namespaceIsolation":true,"globalNamespaces":["default"],"logLevel":"debug"}`)
+	cfg.Overrides, err = ParseOverrides(`{"namespaceIsolation":true,"globalNamespaces":"default,shared","logLevel":"debug"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
