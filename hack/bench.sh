@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${BENCHTIME:-20x}
-pkgs=$(go list ./... | xargs -n1 sh -c 'ls "$(go list -f "{{.Dir}}" "$0")"/*_test.go 2>/dev/null | xargs -r grep -l "^func Benchmark" >/dev/null && echo "$0"' 2>/dev/null || true)
+pkgs=$(grep -rl --include='*_test.go' '^func Benchmark' pkg e2e cmd | xargs -n1 dirname | sort -u | sed 's|^|./|')
 mkdir -p bin
 PLEXUS_REQUIRE_ROOT=1 go test -run '^$' -bench . -benchtime "$count" -timeout 30m $pkgs 2>&1 | tee bin/bench.txt

@@ -161,22 +161,24 @@ func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigLi
 		}
 		return l, l.Name, nil
 	}
-	n, nadErr := e.NADs.NAD(ctx, e.Conf.MultusNamespace, cn)
-	if nadErr == nil {
-		l, err := nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
-		if err != nil {
-			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
-		}
-		return l, e.Conf.MultusNamespace + "/" + cn, nil
+	// A conf of that name in confDir first: it costs no API request, and it
+	// is what plexus-install and most clusters configure.
+	l, confErr := nad.ConfByName(e.Conf.ConfDir, cn)
+	if confErr == nil {
+		return l, l.Name, nil
 	}
-	if !errors.Is(nadErr, ErrNADNotFound) {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %w", nadErr)
+	n, err := e.NADs.NAD(ctx, e.Conf.MultusNamespace, cn)
+	if errors.Is(err, ErrNADNotFound) {
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a CNI config (%v) nor a NAD in namespace %q", cn, confErr, e.Conf.MultusNamespace)
 	}
-	l, err := nad.ConfByName(e.Conf.ConfDir, cn)
 	if err != nil {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config: %v", cn, e.Conf.MultusNamespace, err)
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %w", err)
 	}
-	return l, l.Name, nil
+	l, err = nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
+	if err != nil {
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
+	}
+	return l, e.Conf.MultusNamespace + "/" + cn, nil
 }
 
 // requestCapabilities turns a selection element's requests into runtime
