@@ -27,12 +27,12 @@ import (
 // host is a temp stand-in for a node: CNI bin and conf dirs, plexus's cache
 // dir, and a service-account volume laid out as kubelet projects it.
 type host struct {
-	t                               *testing.T
+	t                               testing.TB
 	root, src, bin, conf, cache, sa string
 	saGen                           int
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t testing.TB) *host {
 	t.Helper()
 	root := t.TempDir()
 	h := &host{t: t, root: root, src: filepath.Join(root, "src"), bin: filepath.Join(root, "opt/cni/bin"),
@@ -451,7 +451,7 @@ func TestNamedPrimaryAndOverrides(t *testing.T) {
 	}
 }
 
-func newCA(t *testing.T) []byte {
+func newCA(t testing.TB) []byte {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
