@@ -44,6 +44,8 @@ type Env struct {
 	Extra map[string]any
 	// Env vars passed to plexus (and so to delegates).
 	ExecEnv []string
+	// CNIVersion of plexus's conflist; default 1.1.0.
+	CNIVersion string
 }
 
 // New prepares an Env; it needs root and the built binaries.
@@ -144,7 +146,11 @@ func (e *Env) PlexusConf() *libcni.NetworkConfigList {
 	for k, v := range e.Extra {
 		c[k] = v
 	}
-	b, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "plexus", "plugins": []any{c}})
+	v := e.CNIVersion
+	if v == "" {
+		v = "1.1.0"
+	}
+	b, _ := json.Marshal(map[string]any{"cniVersion": v, "name": "plexus", "plugins": []any{c}})
 	l, err := libcni.NetworkConfFromBytes(b)
 	if err != nil {
 		e.T.Fatal(err)
@@ -187,11 +193,21 @@ func (e *Env) RT(p *Pod) *libcni.RuntimeConf {
 
 // Add runs ADD of plexus for the pod.
 func (e *Env) Add(p *Pod) (*current.Result, error) {
-	res, err := e.cni().AddNetworkList(context.Background(), e.PlexusConf(), e.RT(p))
+	res, err := e.AddRaw(p)
 	if err != nil {
 		return nil, err
 	}
 	return current.NewResultFromResult(res)
+}
+
+// AddRaw runs ADD and returns the result in the version plexus printed.
+func (e *Env) AddRaw(p *Pod) (types.Result, error) {
+	return e.cni().AddNetworkList(context.Background(), e.PlexusConf(), e.RT(p))
+}
+
+// Status runs STATUS.
+func (e *Env) Status() error {
+	return e.cni().GetStatusNetworkList(context.Background(), e.PlexusConf())
 }
 
 // Del runs DEL.
