@@ -5,6 +5,7 @@ package podresources
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -146,12 +147,14 @@ func getUnsupported(err error) bool {
 		st.Code() == codes.Unknown && strings.Contains(st.Message(), "Get method disabled")
 }
 
-// deviceIDs collects resourceName's device IDs in container order, then
-// device order, dropping repeats.
+// deviceIDs collects resourceName's device IDs in container order, each
+// container's sorted, dropping repeats. Sorted because kubelet lists a
+// container's devices in Go map order, which changes from call to call.
 func deviceIDs(pr *podresourcesv1.PodResources, resourceName string) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for _, ctr := range pr.GetContainers() {
+		first := len(ids)
 		for _, dev := range ctr.GetDevices() {
 			if dev.GetResourceName() != resourceName {
 				continue
@@ -163,6 +166,7 @@ func deviceIDs(pr *podresourcesv1.PodResources, resourceName string) []string {
 				}
 			}
 		}
+		sort.Strings(ids[first:])
 	}
 	return ids
 }

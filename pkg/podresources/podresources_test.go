@@ -94,11 +94,11 @@ func TestDevices(t *testing.T) {
 		want              []string
 		wantGets, wantLst int32 // per call, first call
 	}{
-		{"on", "intel.com/sriov", []string{"0000:01:00.5", "0000:01:00.2", "0000:01:00.3"}, 1, 0},
+		{"on", "intel.com/sriov", []string{"0000:01:00.2", "0000:01:00.5", "0000:01:00.3"}, 1, 0},
 		{"on", "nvidia.com/gpu", []string{"GPU-1"}, 1, 0},
 		{"on", "example.com/absent", nil, 1, 0},
-		{"disabled", "intel.com/sriov", []string{"0000:01:00.5", "0000:01:00.2", "0000:01:00.3"}, 1, 1},
-		{"unimplemented", "intel.com/sriov", []string{"0000:01:00.5", "0000:01:00.2", "0000:01:00.3"}, 1, 1},
+		{"disabled", "intel.com/sriov", []string{"0000:01:00.2", "0000:01:00.5", "0000:01:00.3"}, 1, 1},
+		{"unimplemented", "intel.com/sriov", []string{"0000:01:00.2", "0000:01:00.5", "0000:01:00.3"}, 1, 1},
 		{"unimplemented", "nvidia.com/gpu", []string{"GPU-1"}, 1, 1},
 	}
 	for _, tc := range cases {
