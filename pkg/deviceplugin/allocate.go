@@ -124,38 +124,43 @@ func (s *Server) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 	return car, nil
 }
 
-// writeDevInfo writes (replacing) the device-info file of one device.
+// writeDevInfo writes (replacing) the device-info file of one device. A
+// file this server wrote with the same content and still there is kept.
 func (s *Server) writeDevInfo(id string, di *nadv1.DeviceInfo) error {
 	if s.devinfoDir == "" {
 		return nil
 	}
 	path := DevInfoPath(s.devinfoDir, s.fullName, id)
-	if err := os.MkdirAll(s.devinfoDir, 0o755); err != nil {
-		return fmt.Errorf("device %s: device-info dir: %w", id, err)
-	}
 	b, err := json.Marshal(di)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.devinfoDir, ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return fmt.Errorf("device %s: device-info file: %w", id, err)
+	if s.content[path] == string(b) {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
 	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
+	if err := os.MkdirAll(s.devinfoDir, 0o755); err != nil {
+		return fmt.Errorf("device %s: device-info dir: %w", id, err)
+	}
+	tmp := filepath.Join(s.devinfoDir, fmt.Sprintf(".tmp-%d-%s", os.Getpid(), filepath.Base(path)))
+	_ = os.Remove(tmp)
+	werr := os.WriteFile(tmp, b, 0o444)
 	if werr == nil {
-		werr = cerr
+		// Renaming over an existing file makes ext4 flush the new data
+		// (auto_da_alloc), which costs milliseconds: remove it first.
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			werr = err
+		}
 	}
 	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o444)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
+		werr = os.Rename(tmp, path)
 	}
 	if werr != nil {
-		_ = os.Remove(tmp.Name())
+		_ = os.Remove(tmp)
 		return fmt.Errorf("device %s: write device-info %s: %w", id, path, werr)
 	}
 	s.written[path] = id
+	s.content[path] = string(b)
 	return nil
 }

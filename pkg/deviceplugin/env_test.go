@@ -37,7 +37,14 @@ const twoPools = `{"resourceList":[
  {"resourceName":"sriov_net","selectors":[{"pfNames":["ens1f0","ens1f1"]}]},
  {"resourceName":"sriov_dpdk","excludeTopology":true,"selectors":[{"drivers":["vfio-pci"]}]}]}`
 
-func newTestEnv(t *testing.T, cfg string, links LinkMonitor) *testEnv {
+func newTestEnv(t testing.TB, cfg string, links LinkMonitor) *testEnv {
+	t.Helper()
+	return newTestEnvIn(t, cfg, links, "")
+}
+
+// newTestEnvIn is newTestEnv with the device-info files in devinfo
+// ("" for a temporary directory).
+func newTestEnvIn(t testing.TB, cfg string, links LinkMonitor, devinfo string) *testEnv {
 	t.Helper()
 	e := &testEnv{tr: fakesysfs.New(t)}
 	for _, pf := range []fakesysfs.PF{
@@ -61,6 +68,9 @@ func newTestEnv(t *testing.T, cfg string, links LinkMonitor) *testEnv {
 	t.Cleanup(func() { os.RemoveAll(short) })
 	e.dir = filepath.Join(short, "plugins")
 	e.devinfo = filepath.Join(short, "devinfo")
+	if devinfo != "" {
+		e.devinfo = devinfo
+	}
 	e.cfgPath = filepath.Join(short, "etc", "sriov-dp.json")
 	if err := os.MkdirAll(filepath.Dir(e.cfgPath), 0o755); err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ type Server struct {
 	health  map[string]bool
 	changed chan struct{}     // closed and replaced on every visible change
 	written map[string]string // device-info file -> device ID
+	content map[string]string // device-info file -> what was written
 	grpc    *grpc.Server
 	done    chan struct{}
 }
@@ -45,7 +46,7 @@ type Server struct {
 func NewServer(pool *dpconfig.Pool, health map[string]bool, pluginDir, devinfoDir string, m *Metrics, log *slog.Logger) *Server {
 	s := &Server{
 		log: log.With("resource", pool.Resource.FullName()), pluginDir: pluginDir, devinfoDir: devinfoDir,
-		metrics: m, fullName: pool.Resource.FullName(), changed: make(chan struct{}), written: map[string]string{},
+		metrics: m, fullName: pool.Resource.FullName(), changed: make(chan struct{}), written: map[string]string{}, content: map[string]string{},
 	}
 	s.Update(pool, health)
 	return s
@@ -63,6 +64,9 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.SocketPath()
+	if err := os.MkdirAll(s.pluginDir, 0o750); err != nil {
+		return fmt.Errorf("resource %s: plugin dir: %w", s.fullName, err)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resource %s: remove stale socket %s: %w", s.fullName, path, err)
 	}
@@ -105,6 +109,7 @@ func (s *Server) Stop() {
 	for p := range s.written {
 		_ = os.Remove(p)
 		delete(s.written, p)
+		delete(s.content, p)
 	}
 	if s.devinfoDir != "" {
 		for id := range s.devs {
@@ -151,6 +156,7 @@ func (s *Server) Update(pool *dpconfig.Pool, health map[string]bool) {
 		if s.devs[id] == nil {
 			_ = os.Remove(p)
 			delete(s.written, p)
+			delete(s.content, p)
 		}
 	}
 	if !sameView(before, s.viewLocked()) {
