@@ -164,6 +164,9 @@ func TestChain(t *testing.T) {
 		t.Errorf("CHECK: %v\n%s", err, w.E.Log())
 	}
 
+	// DEL works from plexus's cache: kubelet may have forgotten the pod.
+	w.Node.Remove("default", "chain")
+	gets, lists := w.Node.Calls()
 	start = time.Now()
 	if err := w.E.Del(p); err != nil {
 		t.Fatalf("DEL: %v\n%s", err, w.E.Log())
@@ -178,9 +181,33 @@ func TestChain(t *testing.T) {
 		t.Errorf("second DEL: %v", err)
 	}
 	w.assertHome(p)
-	if gets, _ := w.Node.Calls(); gets == 0 {
-		t.Error("plexus never asked pod-resources")
+	if g, l := w.Node.Calls(); gets == 0 || g != gets || l != lists {
+		t.Errorf("pod-resources calls: %d Get before DEL, %d Get / %d List after (%d before): want >0 for ADD, none for DEL", gets, g, l, lists)
 	}
+}
+
+// DEL without plexus's cache entry (lost with /var/lib/cni), after kubelet
+// forgot the pod: plexus rebuilds the attachments from CNI_ARGS without
+// device IDs, and sriov finds each VF from its own state by container and
+// interface. Both VFs go home restored.
+func TestDelWithoutCacheOrKubelet(t *testing.T) {
+	w := newWorld(t)
+	w.writeSRIOVNAD("sriov-a", resA, 100, 1)
+	w.writeSRIOVNAD("sriov-b", resA, 200, 2)
+	p, _ := w.admit("lost", "sriov-a@data0,sriov-b@data1", map[string]int{resA: 2})
+	if _, err := w.E.Add(p); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, w.E.Log())
+	}
+	if err := os.RemoveAll(filepath.Join(w.E.CNIDir, "containers")); err != nil {
+		t.Fatal(err)
+	}
+	w.Node.Remove("default", "lost")
+	if err := w.E.Del(p); err != nil {
+		t.Fatalf("DEL: %v\n%s", err, w.E.Log())
+	}
+	// Nothing is left, not even plexus's device-info files in cni/ (sriov
+	// removes the CNIDeviceInfoFile it saved in its state).
+	w.assertHome(p)
 }
 
 func (w *world) indexOf(d *pfDev, addr string) int {
