@@ -53,10 +53,10 @@ type VF struct {
 	Vendor     string
 	Device     string
 	Driver     string
-	Netdev     string // "" for userspace drivers or a moved netdev
-	NUMA       int    // -1 when unknown
-	IOMMUGroup string // "" without an IOMMU
-	LinkType   string // of its netdev, else the PF's
+	Netdev     string   // "" for userspace drivers or a moved netdev
+	NUMA       int      // -1 when unknown
+	IOMMUGroup string   // "" without an IOMMU
+	LinkType   string   // of its netdev, else the PF's
 	RDMA       []string // RDMA devices (infiniband/<name>)
 	Verbs      []string // user verbs char devices (infiniband_verbs/uverbsN)
 }
@@ -155,37 +155,41 @@ func readVF(busDir, addr string, idx int, d pciDev, pf *PF) *VF {
 		Vendor: d.vendor, Device: d.device, Driver: d.driver,
 		NUMA: readNUMA(dir), IOMMUGroup: d.iommu,
 	}
-	vf.Netdev, vf.LinkType, _ = readNetdev(dir)
+	vf.Netdev, vf.LinkType = readNetdevName(dir)
 	if vf.LinkType == "" {
 		vf.LinkType = pf.LinkType
 	}
-	vf.RDMA = dirNames(filepath.Join(dir, "infiniband"))
-	vf.Verbs = dirNames(filepath.Join(dir, "infiniband_verbs"))
+	if vf.RDMA = dirNames(filepath.Join(dir, "infiniband")); vf.RDMA != nil {
+		vf.Verbs = dirNames(filepath.Join(dir, "infiniband_verbs"))
+	}
 	return vf
 }
 
 // readNetdev returns the first netdev under dir/net with its link type and
 // operstate.
 func readNetdev(dir string) (name, linkType, operState string) {
-	ents, err := os.ReadDir(filepath.Join(dir, "net"))
-	if err != nil || len(ents) == 0 {
+	name, linkType = readNetdevName(dir)
+	if name == "" {
 		return "", "", ""
 	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	name = names[0]
-	nd := filepath.Join(dir, "net", name)
-	linkType = "ether"
-	if t, err := readInt(filepath.Join(nd, "type")); err == nil {
-		linkType = LinkTypeName(t)
-	}
-	if b, err := os.ReadFile(filepath.Join(nd, "operstate")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, "net", name, "operstate")); err == nil {
 		operState = strings.TrimSpace(string(b))
 	}
 	return name, linkType, operState
+}
+
+// readNetdevName returns the first netdev under dir/net and its link type.
+func readNetdevName(dir string) (name, linkType string) {
+	names := dirNames(filepath.Join(dir, "net"))
+	if len(names) == 0 {
+		return "", ""
+	}
+	sort.Strings(names)
+	linkType = "ether"
+	if t, err := readInt(filepath.Join(dir, "net", names[0], "type")); err == nil {
+		linkType = LinkTypeName(t)
+	}
+	return names[0], linkType
 }
 
 // LinkTypeName maps an ARPHRD number (sysfs net/<if>/type) to the name used

@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 
@@ -137,8 +138,16 @@ func TestDiscoverRenamedAndRebound(t *testing.T) {
 }
 
 // BenchmarkDiscover8x64 discovers 8 PFs with 64 VFs each (target < 100 ms/op).
+// The tree is on tmpfs when /dev/shm is one: /sys is an in-memory file
+// system too, and a disk file system's path walks would be measured instead.
 func BenchmarkDiscover8x64(b *testing.B) {
 	tr := fakesysfs.New(b)
+	if d, err := os.MkdirTemp("/dev/shm", "plexus-sysfs"); err == nil {
+		b.Cleanup(func() { os.RemoveAll(d) })
+		if tr, err = fakesysfs.NewAt(d); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for i := 0; i < 8; i++ {
 		_, err := tr.AddPF(fakesysfs.PF{
 			Addr: fmt.Sprintf("0000:%02x:00.0", 0x10+i*2), Netdev: fmt.Sprintf("ens%df0", i), NumVFs: 64, NUMA: i % 2,
