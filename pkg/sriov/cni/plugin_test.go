@@ -554,3 +554,46 @@ func TestAddNetdevMissing(t *testing.T) {
 		t.Errorf("PF calls made: %v", f.rec.Calls())
 	}
 }
+
+// Concurrent ADDs of one VF from several pods: the VF lock lets exactly one win.
+func TestConcurrentAddsOneVF(t *testing.T) {
+	f := newFixture(t, 1, "")
+	vf := f.vfs[0]
+	const n = 4
+	pods := make([]ns.NetNS, n)
+	for i := range pods {
+		pods[i] = testutil.NewNS(t)
+	}
+	conf := f.conf("1.0.0", vf.Addr, "")
+	errs := make(chan error, n)
+	for i := range pods {
+		go func(i int) {
+			_, err := f.p.Add(args(pods[i], fmt.Sprintf("pod%d", i), "net1", conf))
+			errs <- err
+		}(i)
+	}
+	var ok, inUse int
+	for range pods {
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case strings.Contains(err.Error(), "in use by container"):
+			inUse++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 || inUse != n-1 {
+		t.Fatalf("%d ADDs succeeded and %d were refused, want 1 and %d", ok, inUse, n-1)
+	}
+	if l := f.leases(t); len(l) != 1 {
+		t.Errorf("leases %v, want exactly the winner's", l)
+	}
+	for i := range pods {
+		if err := f.p.Del(args(pods[i], fmt.Sprintf("pod%d", i), "net1", conf)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.assertVFHome(t, vf)
+}
