@@ -39,6 +39,7 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 
+	applyMu    sync.Mutex // one discovery+apply at a time
 	mu         sync.Mutex
 	cfg        *dpconfig.Config
 	servers    map[string]*Server // by full resource name
@@ -189,6 +190,8 @@ func (m *Manager) Reload(ctx context.Context) error {
 // apply discovers devices, pools them by cfg and brings the servers in line:
 // vanished pools stop, new ones start and register, others update in place.
 func (m *Manager) apply(ctx context.Context, cfg *dpconfig.Config) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
 	pfs, err := discovery.Discover(m.opts.Discovery)
 	if err != nil {
 		return err

@@ -18,12 +18,6 @@ var pciDBCandidates = []string{
 	"usr/share/misc/pci.ids.gz",
 }
 
-var (
-	emptyDBOnce sync.Once
-	emptyDB     string
-	emptyDBErr  error
-)
-
 // pciDBPath picks the pci.ids file ghw reads: the one given, else the host
 // root's, else the local one, else an empty database so that devices keep
 // their raw vendor/device IDs (names read "unknown").
@@ -45,27 +39,14 @@ func pciDBPath(root, given string) (string, error) {
 	return emptyPCIDB()
 }
 
-// emptyPCIDB writes (once per process) an empty pci.ids file.
+// emptyPCIDB is an empty pci.ids: /dev/null reads as one, and needs no
+// writable directory (the plugin may run on a read-only root).
 func emptyPCIDB() (string, error) {
-	emptyDBOnce.Do(func() {
-		f, err := os.CreateTemp("", "plexus-empty-pci-*.ids")
-		if err != nil {
-			emptyDBErr = fmt.Errorf("discovery: create empty pci.ids: %w", err)
-			return
-		}
-		_, _ = f.WriteString("# no pci.ids on this host: raw IDs only\n")
-		emptyDBErr = f.Close()
-		emptyDB = f.Name()
-	})
-	if emptyDBErr == nil {
-		if _, err := os.Stat(emptyDB); err != nil {
-			// Something cleaned the temp dir; write it again.
-			if err := os.WriteFile(emptyDB, []byte("# empty\n"), 0o644); err != nil {
-				return "", fmt.Errorf("discovery: recreate empty pci.ids: %w", err)
-			}
-		}
+	const devNull = "/dev/null"
+	if _, err := os.Stat(devNull); err != nil {
+		return "", fmt.Errorf("discovery: no pci.ids and no %s to stand for an empty one: %w", devNull, err)
 	}
-	return emptyDB, emptyDBErr
+	return devNull, nil
 }
 
 // setEnv sets the variables and returns a function restoring them.
