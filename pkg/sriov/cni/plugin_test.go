@@ -3,6 +3,7 @@ package cni
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -596,4 +597,48 @@ func TestConcurrentAddsOneVF(t *testing.T) {
 		}
 	}
 	f.assertVFHome(t, vf)
+}
+
+// DEL restores what the pod changed on the netdev (MTU, MAC, name) and the
+// original admin state; logFile receives the plugin's log lines.
+func TestDelRestoresNetdevAttributes(t *testing.T) {
+	f := newFixture(t, 1, "")
+	vf := f.vfs[0]
+	l, err := netlink.LinkByName(vf.Netdev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+	if f.orig[vf.Addr], err = readNetdev(vf.Netdev); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "sriov.log")
+	podNS := testutil.NewNS(t)
+	conf := f.conf("1.0.0", vf.Addr, fmt.Sprintf(`"mac":"02:aa:bb:cc:dd:0e","logFile":%q,"logLevel":"debug"`, logFile))
+	if _, err := f.p.Add(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	err = podNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("net1")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetMTU(l, 1280)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.p.Del(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	f.assertVFHome(t, vf)
+	if l, err = netlink.LinkByName(vf.Netdev); err != nil || l.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("VF netdev not back up: %v", err)
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil || !containsAll(string(b), "[info] sriov: ADD container c1 ifname net1", "[info] sriov: DEL container c1") {
+		t.Errorf("log file: %q %v", b, err)
+	}
 }
