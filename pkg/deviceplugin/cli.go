@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
 
@@ -60,9 +59,6 @@ func Main(args []string, stderr io.Writer) int {
 func run(ctx context.Context, o Options, metricsAddr string) error {
 	if _, err := os.Stat(o.Discovery.Root); err != nil {
 		return fmt.Errorf("--host-root %q: %w", o.Discovery.Root, err)
-	}
-	if _, err := discovery.Discover(o.Discovery); err != nil {
-		return err
 	}
 	if metricsAddr != "" {
 		o.Metrics = NewMetrics()
