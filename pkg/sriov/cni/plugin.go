@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,7 +21,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	nadutils "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/utils"
 	"github.com/vishvananda/netlink"
 
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
@@ -342,7 +342,7 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 		if err := writeDeviceInfo(conf.DeviceInfoFile, vf); err != nil {
 			return nil, err
 		}
-		undo.push(func() error { return nadutils.CleanDeviceInfoForCNI(conf.DeviceInfoFile) })
+		undo.push(func() error { return cleanDeviceInfo(conf.DeviceInfoFile) })
 	}
 
 	if err := p.step("commit"); err != nil {
@@ -424,13 +424,25 @@ func configureAndAnnounce(ifName string, result *current.Result, log *logger) er
 	return nil
 }
 
+// writeDeviceInfo writes the NPWG device-info file (replacing a stale one).
+// It is written here rather than with the NAD client's utils package, which
+// would link client-go into the plugin.
 func writeDeviceInfo(path string, vf sysfs.VF) error {
 	info := &nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion,
 		Pci: &nadv1.PciDevice{PciAddress: vf.Addr, PfPciAddress: vf.PFAddr}}
-	if err := nadutils.CleanDeviceInfoForCNI(path); err != nil {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("device-info file %s: %w", path, err)
 	}
-	if err := nadutils.SaveDeviceInfoForCNI(path, info); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o444); err != nil {
+		return fmt.Errorf("device-info file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("device-info file %s: %w", path, err)
 	}
 	return nil
@@ -524,7 +536,7 @@ func cleanDeviceInfo(path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := nadutils.CleanDeviceInfoForCNI(path); err != nil {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("device-info file %s: %w", path, err)
 	}
 	return nil
