@@ -2,6 +2,8 @@ package cni
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,5 +51,28 @@ func BenchmarkAddDel(b *testing.B) {
 			b.ReportMetric(float64(rename.Nanoseconds())/float64(b.N), "rename-ns/op")
 			b.ReportMetric(100*float64(move+rename)/float64(total), "move+rename-%")
 		})
+	}
+}
+
+// BenchmarkBinaryAddDel is ADD+DEL as a runtime sees it: the built binary
+// exec'd twice per op, with host-local IPAM and the file-backed fake PF.
+func BenchmarkBinaryAddDel(b *testing.B) {
+	f := newFixture(b, 1, "")
+	bin := sriovBinary(b)
+	fakePF := filepath.Join(b.TempDir(), "pf.jsonl")
+	if err := os.WriteFile(fakePF, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	rt := runtimeCall{bin: bin, sysfsRoot: f.tree.Root, fakePF: fakePF}
+	podNS := testutil.NewNS(b)
+	conf := f.conf("1.0.0", f.vfs[0].Addr, `"vlan":100,"mac":"02:aa:bb:cc:dd:01"`)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := rt.run("ADD", "bench", podNS.Path(), "net1", conf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rt.run("DEL", "bench", podNS.Path(), "net1", conf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -27,7 +27,7 @@ var (
 
 // sriovBinary builds cmd/sriov once per test run into a temp dir, so the
 // test never runs a stale bin/sriov.
-func sriovBinary(t *testing.T) string {
+func sriovBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sriov-bin-")
