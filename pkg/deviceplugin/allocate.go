@@ -79,6 +79,9 @@ func (s *Server) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 		if d == nil {
 			return nil, fmt.Errorf("device %q is not in this pool", id)
 		}
+		if d.IsVFIO() && d.IOMMUGroup == "" {
+			return nil, fmt.Errorf("device %s: bound to vfio-pci but has no IOMMU group", d.Addr)
+		}
 		devs = append(devs, d)
 	}
 	for _, d := range devs {
@@ -86,9 +89,6 @@ func (s *Server) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 		di := &nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion,
 			Pci: &nadv1.PciDevice{PciAddress: d.Addr, PfPciAddress: d.PFAddr}}
 		if d.IsVFIO() {
-			if d.IOMMUGroup == "" {
-				return nil, fmt.Errorf("device %s: bound to vfio-pci but has no IOMMU group", d.Addr)
-			}
 			group := "/dev/vfio/" + d.IOMMUGroup
 			addSpec(vfioContainer, vfioContainer)
 			addSpec(group, group)

@@ -146,6 +146,14 @@ func TestAllocate(t *testing.T) {
 		}
 	}
 
+	// A refused request leaves no file behind, even for its valid devices.
+	if _, err := net.Allocate(ctx, []string{"0000:3c:00.1", "0000:99:00.0"}); err == nil {
+		t.Fatal("partly unknown request accepted")
+	}
+	if _, err := os.Stat(DevInfoPath(e.devinfo, "plexus.io/sriov_net", "0000:3c:00.1")); !os.IsNotExist(err) {
+		t.Fatalf("refused request wrote a device-info file: %v", err)
+	}
+
 	// Stopping removes every device-info file.
 	e.stop()
 	left, _ := filepath.Glob(filepath.Join(e.devinfo, "*"))
