@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +15,9 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
+	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
 
 func describe(devs []*pluginapi.Device) string {
@@ -229,4 +234,38 @@ func TestKubeletLate(t *testing.T) {
 	}
 	e.kubelet.Restart(t)
 	e.kubelet.WaitPlugin(t, "plexus.io/sriov_dpdk", 2, 5*time.Second)
+}
+
+// NUMA -1 (no NUMA information) gives no TopologyInfo; excludeTopology
+// drops it for all; Update and SetHealth reach the list.
+func TestDeviceList(t *testing.T) {
+	mk := func(addr, pf string, numa int) *dpconfig.Device {
+		return &dpconfig.Device{VF: &discovery.VF{Addr: addr, PFAddr: pf, PFNetdev: pf, NUMA: numa}}
+	}
+	res := &dpconfig.Resource{Name: "r", Prefix: "plexus.io", AllocationPolicy: dpconfig.PolicyPacked}
+	pool := &dpconfig.Pool{Resource: res, Devices: []*dpconfig.Device{mk("0000:01:00.0", "p0", -1), mk("0000:02:00.0", "p1", 1)}}
+	s := NewServer(pool, map[string]bool{"0000:02:00.0": false}, t.TempDir(), "", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if got := describe(s.Devices()); got != "0000:01:00.0/Healthy/- 0000:02:00.0/Unhealthy/1" {
+		t.Fatalf("list: %s", got)
+	}
+	changed := s.changed
+	s.SetHealth(s.healthFor("p1", true))
+	select {
+	case <-changed:
+	default:
+		t.Fatal("health change not signalled")
+	}
+	changed = s.changed
+	s.Update(pool, nil) // same devices, all healthy: nothing to send
+	select {
+	case <-changed:
+		t.Fatal("unchanged list signalled")
+	default:
+	}
+	ex := *res
+	ex.ExcludeTopology = true
+	s.Update(&dpconfig.Pool{Resource: &ex, Devices: pool.Devices[1:]}, nil)
+	if got := describe(s.Devices()); got != "0000:02:00.0/Healthy/-" {
+		t.Fatalf("after update: %s", got)
+	}
 }
