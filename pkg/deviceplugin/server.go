@@ -79,6 +79,10 @@ func (s *Server) Start() error {
 	s.grpc, s.done = g, make(chan struct{})
 	go func() { _ = g.Serve(lis) }()
 	if err := waitServing(path); err != nil {
+		close(s.done)
+		s.grpc = nil
+		g.Stop()
+		_ = os.Remove(path)
 		return fmt.Errorf("resource %s: %w", s.fullName, err)
 	}
 	return nil
