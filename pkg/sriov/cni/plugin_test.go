@@ -642,3 +642,44 @@ func TestDelRestoresNetdevAttributes(t *testing.T) {
 		t.Errorf("log file: %q %v", b, err)
 	}
 }
+
+// The ips and mac capabilities: static IPAM takes runtimeConfig.ips, the
+// runtime's MAC wins over the NAD's.
+func TestStaticIPAMAndRuntimeMAC(t *testing.T) {
+	f := newFixture(t, 1, "")
+	testutil.RefPlugin(t, "static")
+	vf := f.vfs[0]
+	podNS := testutil.NewNS(t)
+	conf := []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"st","type":"sriov","dataDir":%q,"deviceID":%q,
+		"mac":"02:00:00:00:00:01","capabilities":{"ips":true,"mac":true},"ipam":{"type":"static"},
+		"runtimeConfig":{"ips":["10.77.0.5/24"],"mac":"02:00:00:00:00:02"}}`, f.dataDir, vf.Addr))
+	r, err := f.p.Add(args(podNS, "c1", "net1", conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mustCurrent(t, r)
+	if len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.77.0.5/24" || res.Interfaces[0].Mac != "02:00:00:00:00:02" {
+		t.Fatalf("result %+v", res)
+	}
+	err = podNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("net1")
+		if err != nil {
+			return err
+		}
+		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		if len(addrs) != 1 || addrs[0].IPNet.String() != "10.77.0.5/24" || l.Attrs().HardwareAddr.String() != "02:00:00:00:00:02" {
+			return fmt.Errorf("net1 %v %s", addrs, l.Attrs().HardwareAddr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.rec.State(f.pfName, vf.Index).MAC; got != "02:00:00:00:00:02" {
+		t.Errorf("PF admin MAC %s", got)
+	}
+	if err := f.p.Del(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	f.assertVFHome(t, vf)
+}
