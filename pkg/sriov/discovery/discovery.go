@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jaypipes/ghw"
 )
@@ -90,21 +91,38 @@ func Discover(opts Options) ([]*PF, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pfs []*PF
+	var (
+		pfs  []*PF
+		errs []error
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	// PFs are read concurrently: sysfs reads are syscall-bound.
 	for addr, d := range devs {
 		if !d.network || fileExists(filepath.Join(busDir, addr, "physfn")) {
 			continue
 		}
-		total, err := readInt(filepath.Join(busDir, addr, "sriov_totalvfs"))
-		if err != nil || total <= 0 {
-			continue // not SR-IOV capable
-		}
-		pf, err := readPF(busDir, addr, d, devs)
-		if err != nil {
-			return nil, err
-		}
-		pf.TotalVFs = total
-		pfs = append(pfs, pf)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			total, err := readInt(filepath.Join(busDir, addr, "sriov_totalvfs"))
+			if err != nil || total <= 0 {
+				return // not SR-IOV capable
+			}
+			pf, err := readPF(busDir, addr, d, devs)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			pf.TotalVFs = total
+			pfs = append(pfs, pf)
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	sort.Slice(pfs, func(i, j int) bool { return pfs[i].Addr < pfs[j].Addr })
 	return pfs, nil
@@ -226,12 +244,23 @@ func readNUMA(dir string) int {
 	return n
 }
 
+// readInt reads a small decimal sysfs attribute (open, one read, close).
 func readInt(path string) (int, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
+	defer f.Close()
+	var buf [32]byte
+	n, err := f.Read(buf[:])
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
 }
 
 func fileExists(path string) bool {
