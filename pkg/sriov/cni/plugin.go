@@ -298,7 +298,7 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 		iface.Mac = conf.MAC.String()
 	}
 	if !st.Userspace {
-		if iface.Mac, err = p.moveIn(podNS, hostNS, orig, args.IfName, conf.MAC, &undo); err != nil {
+		if iface.Mac, st.PodIndex, err = p.moveIn(podNS, hostNS, orig, args.IfName, conf.MAC, &undo); err != nil {
 			return nil, err
 		}
 	}
@@ -355,10 +355,11 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 }
 
 // moveIn moves the VF netdev into the pod under ifName via a temporary name
-// and returns its effective MAC. It pushes the undo that brings it back.
-func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, mac net.HardwareAddr, undo *undoStack) (string, error) {
+// and returns its effective MAC and its ifindex in the pod. It pushes the
+// undo that brings it back.
+func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, mac net.HardwareAddr, undo *undoStack) (string, int, error) {
 	if err := p.step("move"); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	start := time.Now()
 	tmp, err := moveToNS(orig.Name, podNS)
@@ -366,7 +367,7 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 		if rerr := restoreHostNetdev(orig.Name, orig); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		return "", err
+		return "", 0, err
 	}
 	p.timed("move", start)
 	// Find it again later by index: after the rename its name may be one
@@ -393,7 +394,7 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 		return restoreHostNetdev(back, orig)
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	var effective string
 	start = time.Now()
@@ -403,7 +404,7 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 		return err
 	})
 	p.timed("rename", start)
-	return effective, err
+	return effective, index, err
 }
 
 func configureAndAnnounce(ifName string, result *current.Result, log *logger) error {
@@ -562,7 +563,7 @@ func (p *Plugin) release(st *State, netnsPath string) error {
 			}
 			defer hostNS.Close()
 			start := time.Now()
-			tmp, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) { return netlinksafe.LinkByName(st.IfName) })
+			tmp, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) { return findInPod(st) })
 			if err == nil {
 				p.timed("move", start)
 				defer p.timed("rename", time.Now())
@@ -575,6 +576,21 @@ func (p *Plugin) release(st *State, netnsPath string) error {
 		}
 	}
 	return p.recoverHostNetdev(st, orig)
+}
+
+// findInPod finds the VF netdev in the pod (current netns): by its ifname,
+// or, when something inside the pod renamed it, by the ifindex it got on
+// arrival as long as that link still has the MAC ADD left on it.
+func findInPod(st *State) (netlink.Link, error) {
+	l, err := netlinksafe.LinkByName(st.IfName)
+	if err == nil || st.PodIndex <= 0 {
+		return l, err
+	}
+	byIndex, ierr := netlink.LinkByIndex(st.PodIndex)
+	if ierr == nil && st.MAC != "" && byIndex.Attrs().HardwareAddr.String() == st.MAC {
+		return byIndex, nil
+	}
+	return nil, err
 }
 
 // recoverHostNetdev handles a netdev that is no longer in the pod (netns

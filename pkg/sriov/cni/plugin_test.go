@@ -683,3 +683,33 @@ func TestStaticIPAMAndRuntimeMAC(t *testing.T) {
 	}
 	f.assertVFHome(t, vf)
 }
+
+// Something in the pod renamed the interface: DEL still finds the VF (by
+// ifindex and MAC) and brings it home.
+func TestDelAfterRenameInPod(t *testing.T) {
+	f := newFixture(t, 1, "")
+	vf := f.vfs[0]
+	podNS := testutil.NewNS(t)
+	conf := f.conf("1.0.0", vf.Addr, "")
+	if _, err := f.p.Add(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	err := podNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("net1")
+		if err != nil {
+			return err
+		}
+		_ = netlink.LinkSetDown(l)
+		return netlink.LinkSetName(l, "renamed0")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.p.Del(args(podNS, "c1", "net1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	f.assertVFHome(t, vf)
+	if got := linksIn(t, podNS); len(got) != 0 {
+		t.Errorf("pod still has %v", got)
+	}
+}

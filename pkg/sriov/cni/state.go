@@ -37,6 +37,7 @@ type State struct {
 
 	// What the pod got.
 	MAC            string `json:"mac,omitempty"`
+	PodIndex       int    `json:"podIndex,omitempty"` // ifindex in the pod netns
 	DeviceInfoFile string `json:"deviceInfoFile,omitempty"`
 }
 
