@@ -226,6 +226,10 @@ func (in *Installer) syncConf(initial bool) error {
 	}
 	in.log.Info("wrote plexus config", "path", in.ConfPath(), "primary", primary.Path,
 		"cniVersion", primary.CNIVersion, "capabilities", strings.Join(primary.Capabilities, ","))
+	if sh := ShadowingConfigs(in.cfg.CNIConfDir, in.cfg.ConfName); len(sh) > 0 {
+		in.log.Warn("config files sort before plexus's: the runtime loads the first of them, not plexus; remove them (e.g. Multus's 00-multus.conf)",
+			"files", strings.Join(sh, ","))
+	}
 	return nil
 }
 

@@ -512,3 +512,17 @@ func readKubeconfig(t *testing.T, path string) (string, string, *x509.Certificat
 	}
 	return server, token, cert
 }
+
+func TestWarnsAboutShadowingMultusConfig(t *testing.T) {
+	h := newHost(t)
+	h.write(filepath.Join(h.conf, "00-multus.conf"), `{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus"}`)
+	h.write(filepath.Join(h.conf, "10-kindnet.conflist"), bridgePrimary)
+	r := start(t, h.config())
+	eventually(t, "plexus config", func() bool { return h.plexusConf() != nil })
+	if got := pluginOf(h.plexusConf())["clusterNetwork"]; got != filepath.Join(h.conf, "10-kindnet.conflist") {
+		t.Errorf("clusterNetwork %v: Multus's config taken as the primary", got)
+	}
+	eventually(t, "a warning naming 00-multus.conf", func() bool {
+		return strings.Contains(r.logs.String(), "sort before plexus") && strings.Contains(r.logs.String(), "00-multus.conf")
+	})
+}

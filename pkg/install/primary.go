@@ -81,11 +81,60 @@ func FindPrimary(confDir, ownName, want string) (string, error) {
 			names = append(names, e.Name())
 		}
 	}
-	if len(names) == 0 {
-		return "", fmt.Errorf("%w in %s", ErrNoPrimary, confDir)
-	}
 	sort.Strings(names)
-	return filepath.Join(confDir, names[0]), nil
+	for _, n := range names {
+		if t := metaPluginType(filepath.Join(confDir, n)); t != "" {
+			continue // a meta-plugin (Multus, another plexus) is not a primary
+		}
+		return filepath.Join(confDir, n), nil
+	}
+	return "", fmt.Errorf("%w in %s", ErrNoPrimary, confDir)
+}
+
+// metaPlugins are plugin types that wrap a primary rather than being one.
+var metaPlugins = map[string]bool{"plexus": true, "multus": true, "multus-shim": true}
+
+// metaPluginType returns the type of the config at path when its (first)
+// plugin is a meta-plugin, else "".
+func metaPluginType(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var probe struct {
+		Type    string `json:"type"`
+		Plugins []struct {
+			Type string `json:"type"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(raw, &probe) != nil {
+		return ""
+	}
+	t := probe.Type
+	if len(probe.Plugins) > 0 {
+		t = probe.Plugins[0].Type
+	}
+	if metaPlugins[t] {
+		return t
+	}
+	return ""
+}
+
+// ShadowingConfigs lists the config files in confDir that sort before
+// ownName: the runtime loads the first one, so plexus is not used while
+// any exists (e.g. Multus's 00-multus.conf left behind).
+func ShadowingConfigs(confDir, ownName string) []string {
+	entries, err := os.ReadDir(confDir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if isConfigFile(e.Name()) && e.Name() < ownName {
+			out = append(out, filepath.Join(confDir, e.Name()))
+		}
+	}
+	return out
 }
 
 // rawPlugin is the part of a plugin config plexus-install reads.

@@ -104,3 +104,25 @@ func TestFindPrimary(t *testing.T) {
 		t.Errorf("missing conf dir: %v, want ErrNoPrimary", err)
 	}
 }
+
+func TestFindPrimarySkipsMetaPlugins(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"00-multus.conf":         `{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus","delegates":[]}`,
+		"01-multus.conflist":     `{"cniVersion":"1.0.0","name":"multus-cni-network","plugins":[{"type":"multus-shim"}]}`,
+		"02-old-plexus.conflist": `{"cniVersion":"1.0.0","name":"plexus-cni-network","plugins":[{"type":"plexus"}]}`,
+		"10-calico.conflist":     `{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico"},{"type":"portmap"}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := FindPrimary(dir, DefaultConfName, "")
+	if err != nil || got != filepath.Join(dir, "10-calico.conflist") {
+		t.Fatalf("got %q, %v; want 10-calico.conflist", got, err)
+	}
+	sh := ShadowingConfigs(dir, DefaultConfName)
+	if len(sh) != 1 || filepath.Base(sh[0]) != "00-multus.conf" {
+		t.Errorf("shadowing configs %v, want 00-multus.conf", sh)
+	}
+}
