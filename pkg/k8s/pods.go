@@ -53,18 +53,21 @@ func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, err
 }
 
 // getPodWaiting GETs the pod, retrying transient errors, and polls with
-// backoff while it is NotFound until Options.PodWait has passed.
+// backoff while it is NotFound until Options.PodWait has passed (a last GET
+// at the end of the wait).
 func (c *Client) getPodWaiting(ctx context.Context, ref plexus.PodRef) (*corev1.Pod, error) {
 	waitUntil := time.Now().Add(c.opts.PodWait)
 	delay := 50 * time.Millisecond
 	for {
 		pod, err := c.getPod(ctx, ref)
-		switch {
-		case err == nil:
+		if err == nil {
 			return pod, nil
-		case !apierrors.IsNotFound(err):
+		}
+		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("pod %s: get: %w", ref, err)
-		case time.Now().Add(delay).After(waitUntil) || !sleep(ctx, delay):
+		}
+		left := time.Until(waitUntil)
+		if left <= 0 || !sleep(ctx, min(delay, left)) {
 			return nil, fmt.Errorf("pod %s: %w (waited %s)", ref, plexus.ErrPodNotFound, c.opts.PodWait)
 		}
 		delay = min(2*delay, 500*time.Millisecond)
