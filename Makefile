@@ -7,7 +7,7 @@ CMDS := plexus sriov sriov-device-plugin plexus-install
 CNI_PLUGINS_VERSION := v1.9.1
 GOTEST_TIMEOUT ?= 45m
 # Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
-TEST_PREREQS := deps build cni-plugins
+TEST_PREREQS := deps build cni-plugins k8s
 export CGO_ENABLED := 0
 
 .PHONY: all build deps cni-plugins test vet unit demo bench fuzz clean

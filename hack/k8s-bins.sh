@@ -15,6 +15,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 mod="$here/k8s-build"
 mkdir -p "$dest"
 dest=$(cd "$dest" && pwd)
+# one build at a time (make test runs this while a developer may too)
+exec 9>"$dest/.lock"
+flock 9
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 stamp_ok() { # name version binaries...
