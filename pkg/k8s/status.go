@@ -34,17 +34,24 @@ func (c *Client) Status() plexus.StatusSink { return statusSink{c} }
 type statusSink struct{ c *Client }
 
 // Attached writes status as the pod's network-status annotation with one
-// merge PATCH of the pods/status subresource (retried on conflict), then
-// records one Normal Event listing what was attached. Only the annotation is
-// the contract: an Event that cannot be recorded does not fail the ADD (the
-// engine undoes the ADD when Attached fails), it is reported by EventErrors.
+// merge PATCH of the pods/status subresource (retried on conflict) and
+// records one Normal Event listing what was attached. The two requests go
+// out together (one round trip instead of two on every ADD): the Event says
+// the interfaces were added, which holds even if the write then fails, and a
+// failed write is followed by the engine's rollback and Warning Event. Only
+// the annotation is the contract: an Event that cannot be recorded does not
+// fail the ADD (the engine undoes the ADD when Attached fails); it is
+// reported by EventErrors.
 func (s statusSink) Attached(ctx context.Context, pod *plexus.Pod, containerID string, status []nadv1.NetworkStatus) error {
 	c := s.c
-	if err := c.patchNetworkStatus(ctx, pod, status); err != nil {
-		return err
-	}
-	c.recordEventBestEffort(ctx, pod, corev1.EventTypeNormal, ReasonAttached, attachedMessage(status))
-	return nil
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.recordEventBestEffort(ctx, pod, corev1.EventTypeNormal, ReasonAttached, attachedMessage(status))
+	}()
+	err := c.patchNetworkStatus(ctx, pod, status)
+	<-done
+	return err
 }
 
 // Failed records one Warning Event naming the network and the reason. It is
