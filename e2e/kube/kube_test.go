@@ -141,13 +141,13 @@ func (k *kubeEnv) events(p *cnienv.Pod) []corev1.Event {
 	return out
 }
 
-var reqRe = regexp.MustCompile(`msg="API requests" count=(\d+)`)
+var reqRe = regexp.MustCompile(`msg="API requests" .*count=(\d+)`)
 
 // lastRequests is the API request count plexus logged for its last run.
 func (k *kubeEnv) lastRequests() int {
 	m := reqRe.FindAllStringSubmatch(k.Log(), -1)
 	if len(m) == 0 {
-		k.t.Fatalf("no request count in plexus's log:\n%s", k.Log())
+		k.t.Fatalf("no request count in plexus's log (%s):\n%s", filepath.Join(k.Dir, "plexus.log"), k.Log())
 	}
 	n, _ := strconv.Atoi(m[len(m)-1][1])
 	return n
@@ -167,6 +167,9 @@ func TestThreeAttachmentsStatusMatchesNetns(t *testing.T) {
 		{"json", `[{"name":"br-1"},{"name":"br-2","namespace":"default","interface":"data0"},{"name":"br-3","interface":"net3"}]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			sub := *k
+			sub.t = t
+			k := &sub
 			p := k.createPod("p-"+tc.name, tc.networks)
 			if _, err := k.Add(p); err != nil {
 				t.Fatalf("ADD: %v\n%s", err, k.Log())

@@ -88,6 +88,13 @@ var (
 // directory, once per test process, so tests never exec a stale binary.
 func BuildBinary(t testing.TB, name string) string {
 	t.Helper()
+	return BuildPackage(t, name, "./cmd/"+name)
+}
+
+// BuildPackage builds the main package pkg (a path relative to the
+// repository root) as name, once per test process.
+func BuildPackage(t testing.TB, name, pkg string) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := buildDone[name]; ok {
@@ -101,11 +108,11 @@ func BuildBinary(t testing.TB, name string) string {
 		buildDir = d
 	}
 	p := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, "./cmd/"+name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, pkg)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, out)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	buildDone[name] = p
 	return p
