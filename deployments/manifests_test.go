@@ -1,0 +1,282 @@
+// Package deployments holds the manifests; its tests check them against a
+// real kube-apiserver (the e2e/cluster harness) and plexus's own parsers.
+package deployments
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"sigs.k8s.io/yaml"
+
+	"github.com/plexus-cni/plexus/e2e/cluster"
+	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
+)
+
+func TestMain(m *testing.M) { cluster.Main(m) }
+
+// manifests is every manifest the project ships.
+func manifests(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := filepath.Glob(filepath.Join("examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, ex...)
+	for _, want := range []string{"crd.yaml", "plexus.yaml", "sriov-device-plugin.yaml",
+		"examples/macvlan.yaml", "examples/bridge.yaml", "examples/sriov.yaml"} {
+		found := false
+		for _, f := range files {
+			found = found || f == want
+		}
+		if !found {
+			t.Errorf("manifest %s is missing", want)
+		}
+	}
+	return files
+}
+
+// TestServerDryRun: every manifest passes `kubectl apply --dry-run=server`,
+// i.e. the real apiserver's decoding, defaulting, validation and admission.
+func TestServerDryRun(t *testing.T) {
+	cp := cluster.Shared(t)
+	for _, f := range manifests(t) {
+		t.Run(f, func(t *testing.T) {
+			out, err := cp.Kubectl("apply", "--dry-run=server", "-f", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs := documents(t, f)
+			if n := strings.Count(string(out), "(server dry run)"); n != len(docs) {
+				t.Errorf("%d objects accepted, want %d:\n%s", n, len(docs), out)
+			}
+		})
+	}
+}
+
+// TestPlexusRBAC: plexus's ServiceAccount may do exactly what an ADD needs
+// (the list in plexus.yaml), and not more.
+func TestPlexusRBAC(t *testing.T) {
+	cp := cluster.Shared(t)
+	as := "--as=system:serviceaccount:kube-system:plexus"
+	for _, tc := range []struct {
+		verb, resource string
+		want           string
+	}{
+		{"get", "pods", "yes"},
+		{"get", "pods/status", "yes"},
+		{"delete", "pods/status", "no"},
+		{"patch", "pods/status", "yes"},
+		{"update", "pods/status", "yes"},
+		{"get", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
+		{"list", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
+		{"watch", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
+		{"create", "events", "yes"},
+		{"patch", "events", "yes"},
+		{"create", "events.events.k8s.io", "yes"},
+		{"patch", "events.events.k8s.io", "yes"},
+		// Least privilege: nothing else.
+		{"list", "pods", "no"},
+		{"update", "pods", "no"},
+		{"patch", "pods", "no"},
+		{"delete", "pods", "no"},
+		{"create", "network-attachment-definitions.k8s.cni.cncf.io", "no"},
+		{"get", "secrets", "no"},
+		{"get", "nodes", "no"},
+		{"delete", "events", "no"},
+	} {
+		t.Run(tc.verb+" "+tc.resource, func(t *testing.T) {
+			args := []string{"auth", "can-i", as, "-n", "default", tc.verb}
+			if res, sub, ok := strings.Cut(tc.resource, "/"); ok {
+				args = append(args, res, "--subresource="+sub)
+			} else {
+				args = append(args, tc.resource)
+			}
+			out, _ := cp.Kubectl(args...)
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if got := lines[len(lines)-1]; got != tc.want {
+				t.Errorf("plexus can-i %s %s = %q, want %q", tc.verb, tc.resource, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDaemonSets checks what the apiserver does not: the properties the
+// DaemonSets must have to run on every node as the docs say.
+func TestDaemonSets(t *testing.T) {
+	for file, mounts := range map[string][]string{
+		"plexus.yaml": {"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus",
+			"/var/lib/kubelet/pod-resources", "/var/run/k8s.cni.cncf.io/devinfo"},
+		"sriov-device-plugin.yaml": {"/var/lib/kubelet/device-plugins", "/var/lib/kubelet/pod-resources",
+			"/var/run/k8s.cni.cncf.io/devinfo/dp", "/sys"},
+	} {
+		var ds *daemonSet
+		for _, d := range documents(t, file) {
+			if d["kind"] == "DaemonSet" {
+				ds = &daemonSet{}
+				remarshal(t, d, ds)
+			}
+		}
+		if ds == nil {
+			t.Fatalf("%s: no DaemonSet", file)
+		}
+		s := ds.Spec.Template.Spec
+		if !s.HostNetwork || s.PriorityClassName != "system-node-critical" {
+			t.Errorf("%s: hostNetwork %v priorityClassName %q", file, s.HostNetwork, s.PriorityClassName)
+		}
+		if len(s.Tolerations) != 1 || s.Tolerations[0].Operator != "Exists" || s.Tolerations[0].Key != "" {
+			t.Errorf("%s: tolerations %+v do not tolerate every taint", file, s.Tolerations)
+		}
+		paths := map[string]bool{}
+		for _, v := range s.Volumes {
+			if v.HostPath != nil {
+				paths[v.HostPath.Path] = true
+			}
+		}
+		for _, m := range mounts {
+			if !paths[m] {
+				t.Errorf("%s: no hostPath volume for %s", file, m)
+			}
+		}
+		c := s.Containers[0]
+		if c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" || c.Resources.Requests["cpu"] == "" {
+			t.Errorf("%s: resources %+v", file, c.Resources)
+		}
+		if !strings.HasPrefix(c.Image, "ghcr.io/plexus-cni/") || c.ImagePullPolicy != "IfNotPresent" {
+			t.Errorf("%s: image %s pull policy %s", file, c.Image, c.ImagePullPolicy)
+		}
+	}
+}
+
+// TestSRIOVConfigMap: the example resourceList is one the device plugin accepts.
+func TestSRIOVConfigMap(t *testing.T) {
+	for _, d := range documents(t, "sriov-device-plugin.yaml") {
+		if d["kind"] != "ConfigMap" {
+			continue
+		}
+		data := d["data"].(map[string]any)["sriov-dp.json"].(string)
+		cfg, err := dpconfig.Parse([]byte(data), "plexus.io")
+		if err != nil {
+			t.Fatalf("example resourceList: %v", err)
+		}
+		if len(cfg.Resources) == 0 || cfg.Resources[0].FullName() != "plexus.io/sriov_netdevice" {
+			t.Errorf("first pool is %v, want plexus.io/sriov_netdevice (the examples use it)", cfg.Resources)
+		}
+		return
+	}
+	t.Fatal("no ConfigMap in sriov-device-plugin.yaml")
+}
+
+// TestExampleNADs: every example NAD's spec.config is a CNI config libcni
+// loads, and the SR-IOV one names the device plugin's pool.
+func TestExampleNADs(t *testing.T) {
+	n := 0
+	files, _ := filepath.Glob(filepath.Join("examples", "*.yaml"))
+	for _, f := range files {
+		for _, d := range documents(t, f) {
+			if d["kind"] != "NetworkAttachmentDefinition" {
+				continue
+			}
+			n++
+			meta := d["metadata"].(map[string]any)
+			name := meta["name"].(string)
+			conf := []byte(d["spec"].(map[string]any)["config"].(string))
+			var probe map[string]any
+			if err := json.Unmarshal(conf, &probe); err != nil {
+				t.Fatalf("%s: NAD %s: spec.config: %v", f, name, err)
+			}
+			var err error
+			if _, ok := probe["plugins"]; ok {
+				_, err = libcni.ConfListFromBytes(conf)
+			} else {
+				_, err = libcni.ConfFromBytes(conf)
+			}
+			if err != nil {
+				t.Errorf("%s: NAD %s: spec.config: %v", f, name, err)
+			}
+			if probe["name"] != name {
+				t.Errorf("%s: NAD %s: config name %v differs from the NAD's", f, name, probe["name"])
+			}
+			if probe["type"] == "sriov" {
+				ann, _ := meta["annotations"].(map[string]any)
+				if ann["k8s.v1.cni.cncf.io/resourceName"] != "plexus.io/sriov_netdevice" {
+					t.Errorf("%s: NAD %s: resourceName annotation %v", f, name, ann["k8s.v1.cni.cncf.io/resourceName"])
+				}
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d example NADs, want macvlan, bridge and sriov ones", n)
+	}
+}
+
+var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+func documents(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []map[string]any
+	for i, doc := range docSep.Split(string(b), -1) {
+		if len(bytes.TrimSpace([]byte(doc))) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := yaml.UnmarshalStrict([]byte(doc), &m); err != nil {
+			t.Fatalf("%s: document %d: %v", path, i, err)
+		}
+		if m != nil {
+			docs = append(docs, m)
+		}
+	}
+	return docs
+}
+
+func remarshal(t *testing.T, in, out any) {
+	t.Helper()
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type daemonSet struct {
+	Spec struct {
+		Template struct {
+			Spec struct {
+				HostNetwork       bool   `json:"hostNetwork"`
+				PriorityClassName string `json:"priorityClassName"`
+				Tolerations       []struct {
+					Key, Operator string
+				} `json:"tolerations"`
+				Containers []struct {
+					Image           string `json:"image"`
+					ImagePullPolicy string `json:"imagePullPolicy"`
+					Resources       struct {
+						Requests map[string]string `json:"requests"`
+						Limits   map[string]string `json:"limits"`
+					} `json:"resources"`
+				} `json:"containers"`
+				Volumes []struct {
+					HostPath *struct {
+						Path string `json:"path"`
+					} `json:"hostPath"`
+				} `json:"volumes"`
+			} `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
