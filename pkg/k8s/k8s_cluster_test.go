@@ -641,13 +641,14 @@ func TestAPIServerStopped(t *testing.T) {
 	ctx := context.Background()
 	pod := &plexus.Pod{Namespace: ns, Name: "web", UID: "u"}
 	ops := []struct {
-		name string
-		run  func() error
+		name     string
+		requests int // attempts made
+		run      func() error
 	}{
-		{"pod GET", func() error { _, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web"}); return err }},
-		{"NAD LIST", func() error { _, err := c.NADs().NAD(ctx, ns, "net1"); return err }},
-		{"status", func() error { return c.Status().Attached(ctx, pod, "ctr", testStatus(ns)) }},
-		{"failure event", func() error {
+		{"pod GET", k8s.DefaultAttempts, func() error { _, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web"}); return err }},
+		{"NAD LIST", k8s.DefaultAttempts, func() error { _, err := c.NADs().NAD(ctx, ns, "net1"); return err }},
+		{"status (PATCH and Event)", 2 * k8s.DefaultAttempts, func() error { return c.Status().Attached(ctx, pod, "ctr", testStatus(ns)) }},
+		{"failure event", k8s.DefaultAttempts, func() error {
 			n := len(c.EventErrors())
 			c.Status().Failed(ctx, pod, "net1", errors.New("boom"))
 			if errs := c.EventErrors(); len(errs) > n {
@@ -671,8 +672,8 @@ func TestAPIServerStopped(t *testing.T) {
 			t.Errorf("%s: error %q does not say the connection was refused", op.name, err)
 		}
 		t.Logf("%s with the API server stopped: error after %v, %d requests: %v", op.name, took, c.Requests()-before, err)
-		if n := c.Requests() - before; n != k8s.DefaultAttempts {
-			t.Errorf("%s: %d attempts, want %d", op.name, n, k8s.DefaultAttempts)
+		if n := c.Requests() - before; n != op.requests {
+			t.Errorf("%s: %d attempts, want %d", op.name, n, op.requests)
 		}
 	}
 }
