@@ -88,8 +88,10 @@ type Client struct {
 	nads     nadclient.K8sCniCncfIoV1Interface
 	requests atomic.Int64
 
+	nadMu    sync.Mutex // held across a namespace's LIST: concurrent lookups share it
+	nadCache map[string]map[string]*nadv1.NetworkAttachmentDefinition
+
 	mu        sync.Mutex
-	nadCache  map[string]map[string]*nadv1.NetworkAttachmentDefinition
 	nodes     map[string]string // pod namespace/name -> spec.nodeName
 	eventErrs []error
 }

@@ -802,3 +802,32 @@ func TestWireFormats(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestNADsConcurrentLookups: lookups racing in one namespace share one LIST.
+func TestNADsConcurrentLookups(t *testing.T) {
+	e := newEnv(t)
+	ns := e.namespace(t)
+	for i := 0; i < 4; i++ {
+		e.createNAD(t, ns, fmt.Sprintf("net%d", i), nadConfig(fmt.Sprintf("c%d", i)), nil)
+	}
+	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.NADs().NAD(context.Background(), ns, fmt.Sprintf("net%d", i%4)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := c.Requests(); n != 1 {
+		t.Fatalf("16 concurrent lookups cost %d requests, want 1", n)
+	}
+}

@@ -35,8 +35,8 @@ func (s nadSource) NAD(ctx context.Context, namespace, name string) (*nadv1.Netw
 
 // nadsIn returns namespace's NADs by name, listing them on first use.
 func (c *Client) nadsIn(ctx context.Context, namespace string) (map[string]*nadv1.NetworkAttachmentDefinition, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock() // held across the LIST: concurrent lookups share it
+	c.nadMu.Lock()
+	defer c.nadMu.Unlock()
 	if byName, ok := c.nadCache[namespace]; ok {
 		return byName, nil
 	}
