@@ -1,4 +1,4 @@
-//go:build podresources
+//go:build podresources && !baseline
 
 package main
 
