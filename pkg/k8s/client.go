@@ -33,6 +33,7 @@ const (
 	DefaultBudget         = 10 * time.Second
 	DefaultAttempts       = 4
 	DefaultPodWait        = 5 * time.Second
+	DefaultTotal          = 30 * time.Second
 )
 
 // Options bound the time plexus spends on the API. Zero values take the
@@ -48,6 +49,9 @@ type Options struct {
 	Attempts int
 	// PodWait is how long Pod waits for a pod that is not (yet) in the API.
 	PodWait time.Duration
+	// Total bounds all the API work of the Client, from Load on: no
+	// operation starts or continues past it.
+	Total time.Duration
 	// UserAgent is sent with every request; default "plexus".
 	UserAgent string
 	// Component is the Events' source component; default "plexus".
@@ -69,6 +73,9 @@ func (o Options) withDefaults() Options {
 	if o.PodWait <= 0 {
 		o.PodWait = DefaultPodWait
 	}
+	if o.Total <= 0 {
+		o.Total = DefaultTotal
+	}
 	if o.UserAgent == "" {
 		o.UserAgent = "plexus"
 	}
@@ -83,6 +90,7 @@ func (o Options) withDefaults() Options {
 // the invocation; create a new one with Load for the next.
 type Client struct {
 	opts     Options
+	deadline time.Time // Options.Total after Load
 	http     *http.Client
 	core     rest.Interface
 	nads     nadclient.K8sCniCncfIoV1Interface
@@ -120,6 +128,7 @@ func newClient(cfg *rest.Config, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
 	c := &Client{
 		opts:     opts,
+		deadline: time.Now().Add(opts.Total),
 		nadCache: map[string]map[string]*nadv1.NetworkAttachmentDefinition{},
 		nodes:    map[string]string{},
 	}
@@ -182,7 +191,17 @@ func hostname() string {
 	return h
 }
 
-// budget derives the context of one operation from the caller's.
+// budget derives the context of one operation from the caller's: at most
+// Options.Budget, and never past the Client's total deadline.
 func (c *Client) budget(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.opts.Budget)
+	return c.within(ctx, c.opts.Budget)
+}
+
+// within bounds ctx by d and by the Client's total deadline.
+func (c *Client) within(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	dl := time.Now().Add(d)
+	if c.deadline.Before(dl) {
+		dl = c.deadline
+	}
+	return context.WithDeadline(ctx, dl)
 }

@@ -31,7 +31,7 @@ func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, err
 	if ref.Namespace == "" || ref.Name == "" {
 		return nil, fmt.Errorf("pod %q: namespace and name must both be set (K8S_POD_NAMESPACE, K8S_POD_NAME)", ref.String())
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.PodWait+c.opts.Budget)
+	ctx, cancel := c.within(ctx, c.opts.PodWait+c.opts.Budget)
 	defer cancel()
 	pod, err := c.getPodWaiting(ctx, ref)
 	if err != nil {

@@ -60,7 +60,7 @@ func (s statusSink) Failed(ctx context.Context, pod *plexus.Pod, network string,
 	if pod == nil || err == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, min(failedBudget, s.c.opts.Budget))
+	ctx, cancel := s.c.within(ctx, min(failedBudget, s.c.opts.Budget))
 	defer cancel()
 	msg := err.Error()
 	if network != "" {
