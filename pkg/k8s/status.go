@@ -44,6 +44,9 @@ type statusSink struct{ c *Client }
 // reported by EventErrors.
 func (s statusSink) Attached(ctx context.Context, pod *plexus.Pod, containerID string, status []nadv1.NetworkStatus) error {
 	c := s.c
+	if pod == nil || pod.Namespace == "" || pod.Name == "" {
+		return fmt.Errorf("network-status: no pod to write it to (namespace and name must be set)")
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -42,4 +43,14 @@ func TestNewEvent(t *testing.T) {
 	if h := c.newEvent(pod, "Normal", ReasonAttached, "m").Source.Host; h != "node-b" {
 		t.Errorf("source host %q, want the pod's node", h)
 	}
+}
+
+func TestAttachedNeedsPod(t *testing.T) {
+	c := &Client{opts: Options{}.withDefaults()}
+	for _, pod := range []*plexus.Pod{nil, {Namespace: "ns"}} {
+		if err := c.Status().Attached(t.Context(), pod, "ctr", nil); err == nil {
+			t.Errorf("Attached(%v) succeeded", pod)
+		}
+	}
+	c.Status().Failed(t.Context(), nil, "net1", errors.New("boom")) // no panic, nothing to do
 }
