@@ -112,6 +112,9 @@ func StartNode(cp *ControlPlane, opts NodeOptions) (*Node, error) {
 			return nil, err
 		}
 	}
+	if v, _ := os.ReadFile(filepath.Join(K8sBinDir(), ".containerd.version")); !strings.HasPrefix(string(v), "v2.") {
+		return nil, fmt.Errorf("start node: the node needs containerd v2 built by `make k8s`, %s says %q", filepath.Join(K8sBinDir(), ".containerd.version"), strings.TrimSpace(string(v)))
+	}
 	lock, err := acquireNode()
 	if err != nil {
 		return nil, err
