@@ -70,6 +70,14 @@ func setup(t *testing.T) *world {
 		t.Fatal(worldErr)
 	}
 	theWorld.node = cluster.SharedNode(t, cluster.NodeOptions{CNIBinDir: theWorld.binDir, CNIConfDir: filepath.Join(baseDir, "net.d")})
+	// The kubelet's pod-resources socket is known once it runs; plexus reads
+	// its config on every exec.
+	confPath := filepath.Join(baseDir, "net.d", "00-plexus.conflist")
+	b, _ := os.ReadFile(confPath)
+	b = []byte(strings.Replace(string(b), "/var/lib/kubelet/pod-resources/kubelet.sock", theWorld.node.PodResourcesSocket, 1))
+	if err := os.WriteFile(confPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return theWorld
 }
 
@@ -341,7 +349,12 @@ func TestDevicePluginOnRealKubelet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl logs: %v", err)
 	}
-	line := strings.TrimSpace(string(logs))
+	var line string
+	for _, l := range strings.Split(string(logs), "\n") {
+		if strings.HasPrefix(l, "PCIDEVICE_PLEXUS_IO_SRIOV_NODE=") {
+			line = strings.TrimSpace(l)
+		}
+	}
 	_, val, _ := strings.Cut(line, "=")
 	env := strings.Split(val, ",")
 	if !strings.HasPrefix(line, "PCIDEVICE_PLEXUS_IO_SRIOV_NODE=") || len(env) != 2 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
@@ -20,7 +22,13 @@ func init() { kubeSources = newKubeSources }
 // (dialled only when a NAD names a resource). Nothing here makes a request:
 // DEL with a cache entry makes none at all.
 func newKubeSources(c *config.Conf, log *slog.Logger, containerID string) (*Sources, error) {
-	cl, err := k8s.Load(c.Kubeconfig, k8s.Options{})
+	opts := k8s.Options{}
+	if os.Getenv("CNI_COMMAND") != "ADD" {
+		// Only ADD waits for a pod that is not in the API yet; DEL without
+		// a cache entry must not wait for a pod that is gone.
+		opts.PodWait = time.Millisecond
+	}
+	cl, err := k8s.Load(c.Kubeconfig, opts)
 	if err != nil {
 		// DEL, CHECK and GC work from the cache; they must not fail because
 		// the kubeconfig is unreadable. ADD fails when it asks for the pod.

@@ -42,7 +42,7 @@ func (e *Engine) assignDevices(ctx context.Context, pod *Pod, req *Request, atts
 		}
 		ids, err := e.Devices.Devices(ctx, pod, res)
 		if err != nil {
-			return withNetwork(first, fmt.Errorf("network %q: resource %q: %w", first, res, err))
+			return withNetwork(first, fmt.Errorf("network %q: %w", first, err))
 		}
 		if len(ids) < len(idxs) {
 			var nets []string
