@@ -38,4 +38,3 @@ func TestAddPFLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
