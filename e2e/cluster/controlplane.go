@@ -22,6 +22,10 @@
 // StartNode waits on a machine-wide lock while another test binary's node
 // runs, and refuses to start beside `make cluster-up`'s node. State that a
 // killed test binary leaves behind is reaped by the next start.
+//
+// Every component logs to a file in its state directory; on failure Main
+// prints their tails, and PLEXUS_E2E_KEEP_LOGS=<dir> keeps a copy of every
+// log when the cluster is torn down.
 package cluster
 
 import (
@@ -422,6 +426,7 @@ func (c *ControlPlane) Stop() error {
 			errs = append(errs, err)
 		}
 	}
+	keepLogs(c.Dir)
 	if err := os.RemoveAll(c.Dir); err != nil {
 		errs = append(errs, err)
 	}

@@ -540,6 +540,7 @@ func (s *nodeState) teardown() []error {
 	if err := unmountUnder(s.Dir); err != nil {
 		errs = append(errs, err)
 	}
+	keepLogs(s.Dir)
 	if err := os.RemoveAll(s.Dir); err != nil {
 		errs = append(errs, err)
 	}

@@ -160,3 +160,25 @@ func waitFor(what string, timeout, interval time.Duration, cond func() (bool, er
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// keepLogs copies dir's *.log files to $PLEXUS_E2E_KEEP_LOGS/<base of dir>/
+// when that variable is set, before dir is removed.
+func keepLogs(dir string) {
+	dest := os.Getenv("PLEXUS_E2E_KEEP_LOGS")
+	if dest == "" {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	if len(logs) == 0 {
+		return
+	}
+	to := filepath.Join(dest, filepath.Base(dir))
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return
+	}
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			_ = os.WriteFile(filepath.Join(to, filepath.Base(l)), b, 0o644)
+		}
+	}
+}
