@@ -202,13 +202,26 @@ func TestPlexusServiceAccountKubeconfig(t *testing.T) {
 	if _, err := sa.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("plexus may list secrets in kube-system (want Forbidden): %v", err)
 	}
-	out, err := cp.Kubectl("auth", "can-i", "get", "network-attachment-definitions.k8s.cni.cncf.io", "--as=system:serviceaccount:kube-system:plexus", "-n", "default")
-	if err != nil || strings.TrimSpace(string(out)) != "yes" {
-		t.Fatalf("plexus cannot get NADs: %s %v", out, err)
+	nc, err := nadclient.NewForConfig(restConfigFromKubeconfig(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.NetworkAttachmentDefinitions("default").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("plexus cannot list NADs: %v", err)
 	}
 }
 
 func clientFromKubeconfig(t *testing.T, path string) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(restConfigFromKubeconfig(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// restConfigFromKubeconfig reads the token kubeconfigs the harness writes.
+func restConfigFromKubeconfig(t *testing.T, path string) *rest.Config {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -230,15 +243,11 @@ func clientFromKubeconfig(t *testing.T, path string) *kubernetes.Clientset {
 	if err := yaml.Unmarshal(b, &kc); err != nil || len(kc.Clusters) != 1 || len(kc.Users) != 1 || kc.Users[0].User.Token == "" {
 		t.Fatalf("kubeconfig %s: %v\n%s", path, err, b)
 	}
-	cs, err := kubernetes.NewForConfig(&rest.Config{
+	return &rest.Config{
 		Host:            kc.Clusters[0].Cluster.Server,
 		BearerToken:     kc.Users[0].User.Token,
 		TLSClientConfig: rest.TLSClientConfig{CAFile: kc.Clusters[0].Cluster.CA},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	return cs
 }
 
 func TestReadManifestKeepsRBACOnly(t *testing.T) {
