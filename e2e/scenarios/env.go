@@ -74,9 +74,15 @@ func (e *Env) Setup(ctx context.Context) error {
 	return nil
 }
 
-// Teardown deletes the namespace and everything in it.
+// Teardown deletes the pods (waiting until they are gone: their DELs run)
+// and NADs the scenarios left, then the namespace without waiting for it (a
+// cluster without controller-manager never finalizes a namespace).
 func (e *Env) Teardown(ctx context.Context) error {
-	_, err := e.kubectl(ctx, "", "delete", "namespace", e.Namespace, "--wait=true", "--ignore-not-found")
+	if _, err := e.kubectl(ctx, "", "-n", e.Namespace, "delete", "pods,network-attachment-definitions", "--all",
+		"--wait=true", "--ignore-not-found", "--timeout="+e.timeout().String()); err != nil {
+		return err
+	}
+	_, err := e.kubectl(ctx, "", "delete", "namespace", e.Namespace, "--wait=false", "--ignore-not-found")
 	return err
 }
 
@@ -103,14 +109,18 @@ func (e *Env) pod(name, networks string) string {
 	if policy == "" {
 		policy = corev1.PullIfNotPresent
 	}
-	zero := int64(0)
+	// A grace period above 0 keeps the pod in the API until kubelet has
+	// killed it, which includes tearing down its sandbox (plexus's DEL):
+	// once the object is gone, its addresses are free. (With 0 the object
+	// goes at once and the DEL happens later.)
+	grace := int64(1)
 	no := false
 	p := corev1.Pod{
 		TypeMeta: metaType("v1", "Pod"),
 		Spec: corev1.PodSpec{
 			NodeName:                      e.NodeName,
 			AutomountServiceAccountToken:  &no,
-			TerminationGracePeriodSeconds: &zero,
+			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{{
 				Name: "app", Image: e.Image, ImagePullPolicy: policy,
 				Command: []string{"sleep", "3600"},

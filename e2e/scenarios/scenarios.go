@@ -114,6 +114,11 @@ func (e *Env) runAndCheck(ctx context.Context, name, networks string, wants []Wa
 		return err
 	}
 	e.logf("pod %s Running after %s", name, time.Since(start).Round(time.Millisecond))
+	// The first sandbox must have worked: a retry would mean state left
+	// behind by the pod before (e.g. an IPAM lease not released).
+	if ev := e.events(ctx, name); strings.Contains(ev, "FailedCreatePodSandBox") || strings.Contains(ev, "AttachFailed") {
+		return fmt.Errorf("pod %s: ran only after a failed attempt; events:\n%s", name, ev)
+	}
 	st, err := ParseNetworkStatus(p.Annotations)
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", name, err)
