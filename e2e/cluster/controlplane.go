@@ -135,6 +135,17 @@ func StartControlPlane(opts Options) (*ControlPlane, error) {
 			return nil, err
 		}
 	}
+	for attempt := 1; ; attempt++ {
+		c, err := startControlPlane(opts)
+		// A free port found may be taken by someone else before our
+		// component binds it: start again on other ports.
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+	}
+}
+
+func startControlPlane(opts Options) (*ControlPlane, error) {
 	dir := opts.Dir
 	var err error
 	if dir == "" {

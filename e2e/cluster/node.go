@@ -149,7 +149,18 @@ func StartNode(cp *ControlPlane, opts NodeOptions) (*Node, error) {
 	}
 	n.PodResourcesSocket = filepath.Join(n.KubeletRootDir, "pod-resources", "kubelet.sock")
 	n.state = nodeState{Owner: os.Getpid(), Detached: opts.Detached, Name: name, Dir: dir, CPDir: cp.Dir}
-	if err := n.start(opts); err != nil {
+	err = n.start(opts)
+	if err != nil && strings.Contains(tail(filepath.Join(dir, "kubelet.log"), 50), "address already in use") {
+		// the free port found for kubelet was taken before kubelet bound it
+		err = errors.Join(n.state.teardown()...)
+		if err == nil {
+			if err = os.MkdirAll(dir, 0o755); err == nil {
+				n.state.Processes, n.state.Netns = nil, nil
+				err = n.start(opts)
+			}
+		}
+	}
+	if err != nil {
 		logs := n.LogTails()
 		if serr := n.Stop(); serr != nil {
 			err = errors.Join(err, serr)
