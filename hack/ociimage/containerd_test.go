@@ -142,9 +142,17 @@ func TestImportAndRunInContainerd(t *testing.T) {
 	os.WriteFile(filepath.Join(confDir, "10-br.conflist"), []byte(`{"cniVersion":"1.0.0","name":"br","plugins":[{"type":"bridge"}]}`), 0o644)
 	mount := func(d string) string { return "type=bind,src=" + d + ",dst=" + d + ",options=rbind:rw" }
 	c := daemonSetContainer(t, filepath.Join(testutil.RepoRoot(), "deployments", "plexus.yaml"))
-	args := []string{"run", "--rm", "--net-host", "--snapshotter", "native",
+	// As deployments/plexus.yaml runs it: root, no capabilities, read-only
+	// root filesystem.
+	args := []string{"run", "--rm", "--net-host", "--snapshotter", "native", "--read-only", "--user", "0",
 		"--mount", mount(binDir), "--mount", mount(confDir), "--mount", mount(cacheDir),
-		Specs[0].Ref(o.Tag), fmt.Sprintf("plexus-install-%d", rand.Uint32())}
+	}
+	// containerd's default capabilities, all dropped (ctr has no "ALL").
+	for _, c := range []string{"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+		"SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"} {
+		args = append(args, "--cap-drop", "CAP_"+c)
+	}
+	args = append(args, Specs[0].Ref(o.Tag), fmt.Sprintf("plexus-install-%d", rand.Uint32()))
 	args = append(args, c.Command...)
 	args = append(args, "--once", "--clusterless", "--source-dir=/usr/lib/plexus",
 		"--cni-bin-dir="+binDir, "--cni-conf-dir="+confDir, "--cni-dir="+cacheDir)
