@@ -77,6 +77,7 @@ type Node struct {
 	cp         *ControlPlane
 	cniConfDir string
 	lock       *os.File
+	stopped    bool
 	state      nodeState
 }
 
@@ -419,9 +420,10 @@ func (n *Node) LogTails() string {
 // the veth and any pod netns left, deletes the Node object, and releases the
 // one-node-per-machine lock.
 func (n *Node) Stop() error {
-	if n == nil {
+	if n == nil || n.stopped {
 		return nil
 	}
+	n.stopped = true
 	var errs []error
 	if n.cp != nil {
 		if err := n.drainPods(); err != nil {
