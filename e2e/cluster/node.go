@@ -35,8 +35,13 @@ const (
 	nodeIP = NodeIP
 	// DevicePluginDir is kubelet's fixed device-plugin socket directory.
 	DevicePluginDir = "/var/lib/kubelet/device-plugins/"
-	nodeVeth        = "plxnode0"
-	nodeVethPeer    = "plxnode1"
+	// NodeVeth carries NodeIP; NodeVethPeer is its peer, up and without
+	// addresses: tests may use it as a macvlan master. Both exist while a
+	// node runs.
+	NodeVeth        = "plxnode0"
+	NodeVethPeer    = "plxnode1"
+	nodeVeth        = NodeVeth
+	nodeVethPeer    = NodeVethPeer
 	nodeLockFile    = "/run/lock/plexus-e2e-node.lock"
 	nodeStateFile   = "/run/plexus-e2e-node.json"
 	defaultNodeName = "plexus-e2e-node"
