@@ -50,6 +50,8 @@ type Request struct {
 
 // Add attaches every network of the pod and returns the primary's result.
 func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
+	steps := newStepTimer()
+	defer func() { e.Log.Debug("ADD timing", steps.attrs()...) }()
 	if err := e.waitReadiness(ctx); err != nil {
 		return nil, err
 	}
@@ -59,10 +61,12 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 	}
 	defer unlock()
 
+	steps.mark("lock")
 	pod, err := e.Pods.Pod(ctx, req.Pod)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
+	steps.mark("pod")
 	fail := func(network string, err error) (types.Result, error) {
 		err = fmt.Errorf("pod %s: %w", req.Pod, err)
 		e.Status.Failed(ctx, pod, network, err)
@@ -72,12 +76,15 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 	if err != nil {
 		return fail(networkOf(err), err)
 	}
+	steps.mark("attachments")
 	if err := e.assignDevices(ctx, pod, req, atts); err != nil {
 		return fail(networkOf(err), err)
 	}
+	steps.mark("devices")
 	if err := checkInterfacesFree(req.NetNS, atts); err != nil {
 		return fail(networkOf(err), err)
 	}
+	steps.mark("ifnames")
 	entry := &cache.Entry{
 		ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion,
 		PodNamespace: req.Pod.Namespace, PodName: req.Pod.Name, PodUID: req.Pod.UID,
@@ -86,10 +93,12 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 	if err := e.Cache.Save(entry); err != nil {
 		return fail("", fmt.Errorf("writing cache: %v", err))
 	}
+	steps.mark("cache")
 	results, err := e.runDelegates(ctx, entry)
 	if err != nil {
 		return fail(networkOf(err), err)
 	}
+	steps.mark("delegates")
 	if err := applyDefaultRoutes(entry); err != nil {
 		e.rollback(ctx, entry, len(entry.Attachments))
 		return fail(networkOf(err), err)
@@ -103,6 +112,7 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 		e.rollback(ctx, entry, len(entry.Attachments))
 		return fail("", fmt.Errorf("publishing network-status: %w", err))
 	}
+	steps.mark("status")
 	e.Log.Info("attached", "interfaces", len(atts))
 	return results[0].GetAsVersion(e.Conf.CNIVersion)
 }
@@ -359,6 +369,23 @@ func lockKey(req *Request) string {
 	}
 	return req.ContainerID
 }
+
+// stepTimer records how long each step of an ADD took, for the debug log.
+type stepTimer struct {
+	last  time.Time
+	start time.Time
+	steps []any
+}
+
+func newStepTimer() *stepTimer { n := time.Now(); return &stepTimer{last: n, start: n} }
+
+func (s *stepTimer) mark(step string) {
+	n := time.Now()
+	s.steps = append(s.steps, step, n.Sub(s.last).String())
+	s.last = n
+}
+
+func (s *stepTimer) attrs() []any { return append(s.steps, "total", time.Since(s.start).String()) }
 
 // netError tags an error with the network it is about, for Warning events.
 type netError struct {
