@@ -136,7 +136,7 @@ func TestOnLocalNode(t *testing.T) {
 	e := &Env{
 		Kubectl: filepath.Join(cluster.K8sBinDir(), "kubectl"), Kubeconfig: cp.AdminKubeconfig,
 		Namespace: "plexus-e2e-" + run, Image: cluster.BusyboxImage, PullPolicy: "Never",
-		NodeName: node.Name, MacvlanMaster: "plxnode1", Timeout: 90 * time.Second, Logf: t.Logf,
+		NodeName: node.Name, MacvlanMaster: cluster.NodeVethPeer, Timeout: 90 * time.Second, Logf: t.Logf,
 	}
 	t.Cleanup(func() { deleteLinks(t, bridgeName(e.Namespace), bridgeName(e.Namespace+"s")) })
 	if err := e.Setup(ctx); err != nil {
