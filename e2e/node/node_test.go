@@ -29,6 +29,7 @@ import (
 
 	"github.com/plexus-cni/plexus/e2e/cluster"
 	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 	"github.com/plexus-cni/plexus/pkg/testutil"
 	"github.com/plexus-cni/plexus/pkg/testutil/fakesysfs"
 )
@@ -44,6 +45,8 @@ type world struct {
 	dir     string // plexus's dirs, IPAM data, recordings
 	binDir  string
 	devinfo string
+	sysfs   *fakesysfs.Tree // the node's (fake) SR-IOV hardware
+	pfFile  string          // the file-backed fake PF the sriov plugin records into
 }
 
 var (
@@ -89,8 +92,22 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 			return nil, err
 		}
 	}
-	// The node's CNI bin dir: plexus, the test recorder and the reference plugins.
+	// The node's SR-IOV "hardware": a fake sysfs tree and a recording PF.
+	// containerd inherits this process's environment and passes it to
+	// plexus, which passes it to sriov: the test hooks reach the plugin.
+	tree, err := fakesysfs.NewAt(filepath.Join(baseDir, "sysfs"))
+	if err != nil {
+		return nil, err
+	}
+	w.sysfs, w.pfFile = tree, filepath.Join(baseDir, "pf-calls.jsonl")
+	if err := os.WriteFile(w.pfFile, nil, 0o644); err != nil {
+		return nil, err
+	}
+	os.Setenv("PLEXUS_SYSFS_ROOT", tree.Root)
+	os.Setenv("PLEXUS_SRIOV_FAKE_PF", w.pfFile)
+	// The node's CNI bin dir: plexus, sriov, the test recorder and the reference plugins.
 	for name, src := range map[string]string{
+		"sriov":        testutil.BuildBinary(t, "sriov"),
 		"plexus":       testutil.BuildBinary(t, "plexus"),
 		"cni-recorder": testutil.BuildPackage(t, "cni-recorder", "./e2e/cmd/cni-recorder"),
 	} {
@@ -150,11 +167,15 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 	for name, cfg := range map[string]string{
 		"macvlan-n":  fmt.Sprintf(`{"cniVersion":"1.0.0","name":"macvlan-n","type":"macvlan","master":%q,"mode":"bridge","ipam":{"type":"host-local","dataDir":%q,"subnet":"10.248.1.0/24"}}`, uplink, ipam),
 		"bridge-n":   fmt.Sprintf(`{"cniVersion":"1.0.0","name":"bridge-n","type":"bridge","bridge":%q,"ipam":{"type":"host-local","dataDir":%q,"subnet":"10.248.2.0/24"}}`, secBr, ipam),
+		"sriov-n":    fmt.Sprintf(`{"cniVersion":"1.0.0","name":"sriov-n","type":"sriov","vlan":100,"capabilities":{"mac":true,"ips":true},"ipam":{"type":"host-local","dataDir":%q,"subnet":"10.248.3.0/24"}}`, ipam),
 		"recorder-n": fmt.Sprintf(`{"cniVersion":"1.0.0","name":"recorder-n","type":"cni-recorder","dir":%q,"capabilities":{"deviceID":true,"CNIDeviceInfoFile":true}}`, filepath.Join(baseDir, "recorded")),
 	} {
 		n := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: cfg}}
 		if name == "recorder-n" {
 			n.Annotations = map[string]string{"k8s.v1.cni.cncf.io/resourceName": resName}
+		}
+		if name == "sriov-n" {
+			n.Annotations = map[string]string{"k8s.v1.cni.cncf.io/resourceName": "plexus.io/sriov_vf"}
 		}
 		if _, err := nc.NetworkAttachmentDefinitions("default").Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
 			return nil, err
@@ -320,27 +341,7 @@ func TestDevicePluginOnRealKubelet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "sriov-dp.json")
-	os.WriteFile(cfg, []byte(`{"resourceList":[{"resourceName":"sriov_node","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxnodepf"]}]}]}`), 0o644)
-	dp := exec.Command(testutil.BuildBinary(t, "sriov-device-plugin"), "--config", cfg, "--host-root", tree.Root,
-		"--device-plugin-dir", w.node.DevicePluginDir, "--devinfo-dir", filepath.Join(w.devinfo, "dp"))
-	var dpLog strings.Builder
-	dp.Stdout, dp.Stderr = &dpLog, &dpLog
-	if err := dp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		dp.Process.Signal(os.Interrupt)
-		dp.Wait()
-	}()
-	waitFor(t, "node allocatable shows "+resName, func() bool {
-		n, err := w.cs.CoreV1().Nodes().Get(context.Background(), w.node.Name, metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		q := n.Status.Allocatable[corev1.ResourceName(resName)]
-		return q.Value() == 4
-	})
+	w.startDevicePlugin(t, tree.Root, `{"resourceList":[{"resourceName":"sriov_node","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxnodepf"]}]}]}`, resName, 4)
 	two := corev1.ResourceList{corev1.ResourceName(resName): resource2()}
 	created := w.createPod(t, "vfs", "recorder-n,recorder-n", two)
 	pod, took := w.waitRunning(t, created.Name)
@@ -395,6 +396,107 @@ func TestDevicePluginOnRealKubelet(t *testing.T) {
 		rec, _ := filepath.Glob(filepath.Join(baseDir, "recorded", "*.json"))
 		cni, _ := filepath.Glob(filepath.Join(w.devinfo, "cni", "*"))
 		return len(rec) == 0 && len(cni) == 0
+	})
+}
+
+// startDevicePlugin runs the sriov-device-plugin binary against the real
+// kubelet until the test ends, and waits for the node to advertise want
+// devices of resource.
+func (w *world) startDevicePlugin(t *testing.T, hostRoot, config, resource string, want int64) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "sriov-dp.json")
+	os.WriteFile(cfg, []byte(config), 0o644)
+	dp := exec.Command(testutil.BuildBinary(t, "sriov-device-plugin"), "--config", cfg, "--host-root", hostRoot,
+		"--device-plugin-dir", w.node.DevicePluginDir, "--devinfo-dir", filepath.Join(w.devinfo, "dp"))
+	var dpLog strings.Builder
+	dp.Stdout, dp.Stderr = &dpLog, &dpLog
+	if err := dp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dp.Process.Signal(os.Interrupt)
+		dp.Wait()
+		if t.Failed() {
+			t.Logf("device plugin log:\n%s", dpLog.String())
+		}
+	})
+	waitFor(t, "node allocatable shows "+resource, func() bool {
+		n, err := w.cs.CoreV1().Nodes().Get(context.Background(), w.node.Name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		q := n.Status.Allocatable[corev1.ResourceName(resource)]
+		return q.Value() == want
+	})
+}
+
+// The whole SR-IOV chain on the real node: device plugin → kubelet →
+// containerd → plexus → sriov → VFs (veth stand-ins) in the pod, and back.
+func TestSRIOVChainOnRealNode(t *testing.T) {
+	w := setup(t)
+	vfs, err := w.sysfs.AddVethPF(t, fakesysfs.PF{Addr: "0000:6e:00.0", Netdev: "pxsrpf", NumVFs: 3, NUMA: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.startDevicePlugin(t, w.sysfs.Root, `{"resourceList":[{"resourceName":"sriov_vf","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxsrpf"]}]}]}`, "plexus.io/sriov_vf", 3)
+	byNetdev := map[string]fakesysfs.VF{}
+	byAddr := map[string]fakesysfs.VF{}
+	for _, v := range vfs {
+		byNetdev[v.Netdev], byAddr[v.Addr] = v, v
+	}
+	res := corev1.ResourceList{"plexus.io/sriov_vf": resource2()}
+	created := w.createPod(t, "sriov", `[{"name":"sriov-n","interface":"vf0"},{"name":"sriov-n","interface":"vf1","mac":"02:00:00:aa:bb:01"}]`, res)
+	pod, took := w.waitRunning(t, created.Name)
+	t.Logf("pod with 2 SR-IOV VFs create → Running: %v", took)
+	st := networkStatus(t, pod)
+	ifs := podInterfaces(t, w.sandboxNetns(t, pod.Name))
+	var moved []fakesysfs.VF
+	for _, s := range st[1:] {
+		if s.DeviceInfo == nil || s.DeviceInfo.Pci == nil {
+			t.Fatalf("network-status %s has no PCI device-info: %+v", s.Interface, s)
+		}
+		vf, ok := byAddr[s.DeviceInfo.Pci.PciAddress]
+		if !ok {
+			t.Fatalf("network-status %s names PCI address %s, not one of the VFs", s.Interface, s.DeviceInfo.Pci.PciAddress)
+		}
+		moved = append(moved, vf)
+		if ips := ifs[s.Interface]; len(ips) != 1 || !strings.HasPrefix(ips[0], "10.248.3.") || len(s.IPs) != 1 || s.IPs[0] != ips[0] {
+			t.Errorf("%s: netns addresses %v, network-status %v", s.Interface, ips, s.IPs)
+		}
+		if _, err := netlink.LinkByName(vf.Netdev); err == nil {
+			t.Errorf("VF %s (%s) is still on the host", vf.Addr, vf.Netdev)
+		}
+	}
+	if len(moved) != 2 || moved[0].Addr == moved[1].Addr {
+		t.Fatalf("VFs in the pod: %+v", moved)
+	}
+	if st[2].Mac != "02:00:00:aa:bb:01" {
+		t.Errorf("vf1 MAC %s, want the requested 02:00:00:aa:bb:01", st[2].Mac)
+	}
+	calls, err := pf.ReadCalls(w.pfFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vf := range moved {
+		if s := pf.StateOf(calls, "pxsrpf", vf.Index); s.Vlan != 100 {
+			t.Errorf("VF %d on the PF: vlan %d, want 100 while in the pod", vf.Index, s.Vlan)
+		}
+	}
+	w.deletePod(t, pod.Name)
+	waitFor(t, "both VFs back on the host under their names, PF settings restored, nothing left", func() bool {
+		for _, vf := range moved {
+			if _, err := netlink.LinkByName(vf.Netdev); err != nil {
+				return false
+			}
+		}
+		calls, _ := pf.ReadCalls(w.pfFile)
+		for _, vf := range moved {
+			if pf.StateOf(calls, "pxsrpf", vf.Index).Vlan != 0 {
+				return false
+			}
+		}
+		ids, _ := cache.Store{Dir: filepath.Join(baseDir, "cache")}.List()
+		return len(ids) == 0 && len(leases()) == 0
 	})
 }
 
