@@ -5,12 +5,13 @@ package status
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/cache"
 )
 
 // FromResult builds one network-status entry for the interface ifName.
@@ -54,18 +55,11 @@ func FromResult(network, ifName string, primary bool, res types.Result, dev *nad
 // directory (clusterless mode).
 const FileName = "network-status.json"
 
-// WriteFile writes statuses as JSON into dir/network-status.json.
+// WriteFile writes statuses as JSON into dir/network-status.json, atomically.
 func WriteFile(dir string, statuses []nadv1.NetworkStatus) error {
 	b, err := json.MarshalIndent(statuses, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "."+FileName+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, FileName))
+	return cache.WriteFileAtomic(filepath.Join(dir, FileName), b)
 }
