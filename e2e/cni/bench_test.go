@@ -1,7 +1,6 @@
 package cni_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -25,26 +24,12 @@ func median(ds []time.Duration) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// runPlexus execs plexus as a runtime does and returns wall time and the
-// peak RSS (KiB) of plexus and the delegates it waited for.
 func runPlexus(b *testing.B, e *cnienv.Env, cmd string, p *cnienv.Pod, conf []byte) (time.Duration, int64) {
-	rt := e.RT(p)
-	var args []string
-	for _, kv := range rt.Args {
-		args = append(args, kv[0]+"="+kv[1])
+	d, rss, err := e.ExecPlexus(cmd, p, conf)
+	if err != nil {
+		b.Fatal(err)
 	}
-	c := exec.Command(e.PlexusBin)
-	c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+p.ContainerID, "CNI_NETNS="+p.NS.Path(),
-		"CNI_IFNAME=eth0", "CNI_PATH="+e.BinDir, "CNI_ARGS="+strings.Join(args, ";"))
-	c.Stdin = bytes.NewReader(conf)
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
-	start := time.Now()
-	if err := c.Run(); err != nil {
-		b.Fatalf("plexus %s: %v: %s", cmd, err, out.String())
-	}
-	d := time.Since(start)
-	return d, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	return d, rss
 }
 
 // BenchmarkAddDel compares plexus ADD+DEL with N secondary attachments to
@@ -55,7 +40,7 @@ func BenchmarkAddDel(b *testing.B) {
 			e := cnienv.New(b)
 			e.WritePrimary()
 			nets := bridgeNADs(e, n)
-			conf := plexusStdin(e)
+			conf := e.PluginStdin()
 			// The same delegates, direct.
 			lists := []*libcni.NetworkConfigList{mustList(b, e.BridgeConf("primary", e.Bridge, 0))}
 			for i := 1; i <= n; i++ {
@@ -129,15 +114,6 @@ func BenchmarkVersion(b *testing.B) {
 	}
 	b.ReportMetric(ms(median(ds)), "ms/version-median")
 	b.ReportMetric(float64(rss)/1024, "MiB/peak-rss")
-}
-
-func plexusStdin(e *cnienv.Env) []byte {
-	l := e.PlexusConf()
-	var m map[string]any
-	b := l.Plugins[0].Bytes
-	_ = m
-	// A runtime injects name and cniVersion into the plugin's config.
-	return bytes.Replace(b, []byte("{"), []byte(`{"name":"plexus","cniVersion":"1.1.0",`), 1)
 }
 
 func mustList(b *testing.B, s string) *libcni.NetworkConfigList {

@@ -34,14 +34,16 @@ func TestMain(m *testing.M) { cluster.Main(m) }
 
 type kubeEnv struct {
 	*cnienv.Env
-	t          *testing.T
+	t          testing.TB
 	cp         *cluster.ControlPlane
 	cs         *kubernetes.Clientset
 	nads       nadclient.K8sCniCncfIoV1Interface
 	kubeconfig string
 }
 
-func newKubeEnv(t *testing.T) *kubeEnv {
+func newKubeEnv(t *testing.T) *kubeEnv { return newKubeEnvB(t) }
+
+func newKubeEnvB(t testing.TB) *kubeEnv {
 	cp := cluster.Shared(t)
 	e := cnienv.New(t)
 	e.WritePrimary()
@@ -153,6 +155,18 @@ func (k *kubeEnv) lastRequests() int {
 	return n
 }
 
+var rssRe = regexp.MustCompile(`msg="peak RSS of plexus" .*kib=(\d+)`)
+
+// lastPeakRSS is plexus's own peak RSS (KiB) as it logged it last.
+func (k *kubeEnv) lastPeakRSS() int {
+	m := rssRe.FindAllStringSubmatch(k.Log(), -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
 func (k *kubeEnv) bridgeNAD(ns, name string, n int) {
 	k.createNAD(ns, name, k.BridgeConf(name, k.Name(fmt.Sprintf("b%d", n)), n))
 }
@@ -176,6 +190,9 @@ func TestThreeAttachmentsStatusMatchesNetns(t *testing.T) {
 			}
 			if n := k.lastRequests(); n > 4 {
 				t.Errorf("ADD made %d API requests, want at most 4", n)
+			}
+			if m := regexp.MustCompile(`msg="ADD timing".*`).FindAllString(k.Log(), -1); len(m) > 0 {
+				t.Log(m[len(m)-1])
 			}
 			st := k.podStatus(p)
 			links := k.Links(p)

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -179,9 +181,28 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 		if src.Close != nil {
 			src.Close()
 		}
+		if log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("peak RSS of plexus", "kib", peakRSSKiB())
+		}
 		closeLog()
 	}
 	return e, req, done, nil
+}
+
+// peakRSSKiB is this process's peak resident set (VmHWM), without the
+// delegates it ran.
+func peakRSSKiB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return n
+		}
+	}
+	return 0
 }
 
 // parseArgs splits CNI_ARGS ("K=V;K=V") into pairs.

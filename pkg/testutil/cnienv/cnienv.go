@@ -5,6 +5,7 @@
 package cnienv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,9 +13,12 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -322,4 +326,33 @@ func keys(m map[string]netlink.Link) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// ExecPlexus runs the plexus binary for the pod exactly as a runtime does
+// (CNI_* environment, conf on stdin) and returns its wall time and the peak
+// RSS in KiB of plexus and the delegates it waited for.
+func (e *Env) ExecPlexus(cmd string, p *Pod, conf []byte) (time.Duration, int64, error) {
+	rt := e.RT(p)
+	var args []string
+	for _, kv := range rt.Args {
+		args = append(args, kv[0]+"="+kv[1])
+	}
+	c := exec.Command(e.PlexusBin)
+	c.Env = append(append(os.Environ(), e.ExecEnv...), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+p.ContainerID, "CNI_NETNS="+p.NS.Path(),
+		"CNI_IFNAME=eth0", "CNI_PATH="+e.BinDir, "CNI_ARGS="+strings.Join(args, ";"))
+	c.Stdin = bytes.NewReader(conf)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	start := time.Now()
+	if err := c.Run(); err != nil {
+		return 0, 0, fmt.Errorf("plexus %s: %v: %s", cmd, err, out.String())
+	}
+	return time.Since(start), c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
+}
+
+// PluginStdin is plexus's plugin config as a runtime passes it on stdin
+// (name and cniVersion injected).
+func (e *Env) PluginStdin() []byte {
+	l := e.PlexusConf()
+	return bytes.Replace(l.Plugins[0].Bytes, []byte("{"), []byte(fmt.Sprintf(`{"name":%q,"cniVersion":%q,`, l.Name, l.CNIVersion)), 1)
 }
