@@ -22,6 +22,7 @@ var shared struct {
 	node     *Node
 	nodeOpts NodeOptions
 	nodeErr  error
+	teardown []func()
 }
 
 // Shared returns the control plane shared by the tests of this binary,
@@ -119,6 +120,18 @@ func stopShared(printLogs bool) {
 		}
 		shared.cp = nil
 	}
+	for i := len(shared.teardown) - 1; i >= 0; i-- {
+		shared.teardown[i]()
+	}
+	shared.teardown = nil
+}
+
+// AtTeardown registers f to run after Main has stopped the shared node and
+// control plane: for host state a package's tests share (links, dirs).
+func AtTeardown(f func()) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.teardown = append(shared.teardown, f)
 }
 
 func requireRoot(t testing.TB) {

@@ -120,7 +120,16 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 			return nil, err
 		}
 	}
-	// An uplink for macvlan.
+	// An uplink for macvlan; it and the bridges the delegates make go when
+	// the package's tests end.
+	cluster.AtTeardown(func() {
+		for _, n := range []string{uplink, primBr, secBr} {
+			if l, err := netlink.LinkByName(n); err == nil {
+				netlink.LinkDel(l)
+			}
+		}
+		os.RemoveAll(baseDir)
+	})
 	netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}})
 	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}, PeerName: uplink + "p"}); err != nil {
 		return nil, fmt.Errorf("uplink: %v", err)

@@ -7,7 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -101,11 +104,19 @@ func BuildPackage(t testing.TB, name, pkg string) string {
 		return p
 	}
 	if buildDir == "" {
-		d, err := os.MkdirTemp("", "plexus-test-bin-")
-		if err != nil {
+		// One directory per test process, named by pid; directories of
+		// processes that are gone are removed here, so none pile up.
+		stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "plexus-test-bin-*"))
+		for _, d := range stale {
+			pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "plexus-test-bin-"))
+			if err != nil || syscall.Kill(pid, 0) == syscall.ESRCH {
+				os.RemoveAll(d)
+			}
+		}
+		buildDir = filepath.Join(os.TempDir(), "plexus-test-bin-"+strconv.Itoa(os.Getpid()))
+		if err := os.MkdirAll(buildDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		buildDir = d
 	}
 	p := filepath.Join(buildDir, name)
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, pkg)
