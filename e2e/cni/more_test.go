@@ -1,6 +1,7 @@
 package cni_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,4 +127,27 @@ func TestDefaultRoute(t *testing.T) {
 		t.Fatalf("two IPv4 default routes: %v", err)
 	}
 	e.AssertClean(two)
+}
+
+// Inline delegates: delegates[0] is the primary, the others are attached
+// to every pod before the pod's own networks.
+func TestInlineDelegates(t *testing.T) {
+	e := cnienv.New(t)
+	e.WriteNAD("default", "own", e.BridgeConf("own", e.Name("bo"), 2))
+	var d0, d1 map[string]any
+	json.Unmarshal([]byte(e.BridgeConf("d0", e.Bridge, 0)), &d0)
+	json.Unmarshal([]byte(e.BridgeConf("d1", e.Name("bd"), 1)), &d1)
+	e.Extra = map[string]any{"clusterNetwork": nil, "delegates": []any{d0, d1}}
+	p := e.NewPod("inline", "own")
+	if _, err := e.Add(p); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, e.Log())
+	}
+	st := readStatus(t, e, p)
+	if len(st) != 3 || st[0].Name != "d0" || st[1].Name != "d1" || st[1].Interface != "net1" || st[2].Name != "default/own" || st[2].Interface != "net2" {
+		t.Fatalf("network-status: %+v", st)
+	}
+	if err := e.Del(p); err != nil {
+		t.Fatal(err)
+	}
+	e.AssertClean(p)
 }

@@ -324,3 +324,62 @@ func TestAPIServerStoppedBeforeDel(t *testing.T) {
 	}
 	t.Logf("DEL without cache and without API server took %v", time.Since(start))
 }
+
+// defaultNetworks are attached to every pod outside systemNamespaces, and
+// the pod's v1.multus-cni.io/default-network replaces the cluster network.
+func TestDefaultNetworksAndOverride(t *testing.T) {
+	k := newKubeEnv(t)
+	k.bridgeNAD("kube-system", "dn-"+k.Suffix, 1)
+	k.bridgeNAD("kube-system", "alt-"+k.Suffix, 2)
+	k.bridgeNAD("default", "own", 3)
+	k.Extra["defaultNetworks"] = []string{"dn-" + k.Suffix}
+
+	p := k.createPod("dn", "own")
+	if _, err := k.Add(p); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, k.Log())
+	}
+	st := k.podStatus(p)
+	if len(st) != 3 || st[0].Name != "primary" || st[1].Name != "kube-system/dn-"+k.Suffix || st[1].Interface != "net1" || st[2].Name != "default/own" || st[2].Interface != "net2" {
+		t.Fatalf("network-status with defaultNetworks: %+v", st)
+	}
+	if err := k.Del(p); err != nil {
+		t.Fatal(err)
+	}
+	k.AssertClean(p)
+
+	// A pod in a system namespace does not get defaultNetworks.
+	k.Extra["systemNamespaces"] = []string{"default"}
+	p = k.createPod("sys", "")
+	if _, err := k.Add(p); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if st := k.podStatus(p); len(st) != 1 {
+		t.Errorf("pod in a system namespace got %d networks, want only the primary: %+v", len(st), st)
+	}
+	if err := k.Del(p); err != nil {
+		t.Fatal(err)
+	}
+	k.AssertClean(p)
+
+	// The default-network override: eth0 from another NAD.
+	p = k.createPod("ovr", "")
+	pod, err := k.cs.CoreV1().Pods("default").Get(context.Background(), p.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Annotations = map[string]string{"v1.multus-cni.io/default-network": "alt-" + k.Suffix}
+	if _, err := k.cs.CoreV1().Pods("default").Update(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Add(p); err != nil {
+		t.Fatalf("ADD with default-network override: %v\n%s", err, k.Log())
+	}
+	st = k.podStatus(p)
+	if len(st) != 1 || st[0].Name != "kube-system/alt-"+k.Suffix || !st[0].Default || !strings.HasPrefix(st[0].IPs[0], strings.TrimSuffix(k.SubnetN(2), "0/24")) {
+		t.Errorf("network-status with the override: %+v (want eth0 on %s)", st, k.SubnetN(2))
+	}
+	if err := k.Del(p); err != nil {
+		t.Fatal(err)
+	}
+	k.AssertClean(p)
+}

@@ -148,6 +148,10 @@ func (e *Env) PlexusConf() *libcni.NetworkConfigList {
 		"capabilities": map[string]bool{"portMappings": true},
 	}
 	for k, v := range e.Extra {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
 		c[k] = v
 	}
 	v := e.CNIVersion
