@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
 // Attachment is one interface of a container: the delegate plexus runs for it.
@@ -100,38 +102,10 @@ func (s Store) List() ([]string, error) {
 	return ids, nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory and a rename, so a reader sees the old or the new file, never a
-// part of one.
+// WriteFileAtomic writes data to path crash-safely with mode 0600
+// (atomicfile.WriteFile).
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // lockBuckets bounds the number of lock files: a pod's lock is one of
