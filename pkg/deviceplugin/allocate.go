@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
 
@@ -124,8 +124,10 @@ func (s *Server) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 	return car, nil
 }
 
-// writeDevInfo writes (replacing) the device-info file of one device. A
-// file this server wrote with the same content and still there is kept.
+// writeDevInfo writes (replacing) the device-info file of one device with
+// atomicfile: a reader (plexus ADD) finds the old file or the whole new one,
+// never none. A file this server wrote with the same content and still
+// there is kept.
 func (s *Server) writeDevInfo(id string, di *nadv1.DeviceInfo) error {
 	if s.devinfoDir == "" {
 		return nil
@@ -143,22 +145,8 @@ func (s *Server) writeDevInfo(id string, di *nadv1.DeviceInfo) error {
 	if err := os.MkdirAll(s.devinfoDir, 0o755); err != nil {
 		return fmt.Errorf("device %s: device-info dir: %w", id, err)
 	}
-	tmp := filepath.Join(s.devinfoDir, fmt.Sprintf(".tmp-%d-%s", os.Getpid(), filepath.Base(path)))
-	_ = os.Remove(tmp)
-	werr := os.WriteFile(tmp, b, 0o444)
-	if werr == nil {
-		// Renaming over an existing file makes ext4 flush the new data
-		// (auto_da_alloc), which costs milliseconds: remove it first.
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			werr = err
-		}
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("device %s: write device-info %s: %w", id, path, werr)
+	if err := atomicfile.WriteFile(path, b, 0o444); err != nil {
+		return fmt.Errorf("device %s: write device-info %s: %w", id, path, err)
 	}
 	s.written[path] = id
 	s.content[path] = string(b)

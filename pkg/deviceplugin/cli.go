@@ -14,8 +14,8 @@ import (
 )
 
 // Main is the sriov-device-plugin daemon: it parses args, serves until
-// SIGINT or SIGTERM, cleans up (sockets, device-info files) and returns the
-// exit code.
+// SIGINT or SIGTERM, removes its sockets (device-info files stay for the
+// pods holding the devices) and returns the exit code.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sriov-device-plugin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,7 +52,7 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sriov-device-plugin: %v\n", err)
 		return 1
 	}
-	o.Log.Info("stopped; sockets and device-info files removed")
+	o.Log.Info("stopped; sockets removed, device-info files kept")
 	return 0
 }
 

@@ -27,6 +27,7 @@ type testEnv struct {
 	cfgPath  string
 	kubelet  *kubeletstub.Kubelet
 	m        *Manager
+	links    LinkMonitor
 	metrics  *Metrics
 	cancel   context.CancelFunc
 	done     chan error
@@ -80,16 +81,27 @@ func newTestEnvIn(t testing.TB, cfg string, links LinkMonitor, devinfo string) *
 	}
 	e.kubelet = kubeletstub.Start(t, e.dir)
 	e.metrics = NewMetrics()
+	e.links = links
+	e.startManager(t)
+	t.Cleanup(e.stop)
+	return e
+}
+
+// startManager runs a new Manager (a new plugin process, as far as the
+// files on the node are concerned) on the environment's directories.
+func (e *testEnv) startManager(t testing.TB) {
+	t.Helper()
+	var err error
 	e.m, err = NewManager(Options{
 		ConfigPath: e.cfgPath, Discovery: discovery.Options{Root: e.tr.Root}, PluginDir: e.dir,
-		DevInfoDir: e.devinfo, Links: links, Metrics: e.metrics,
+		DevInfoDir: e.devinfo, Links: e.links, Metrics: e.metrics,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: 500 * time.Millisecond, ReloadDelay: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
+	e.cancel, e.done, e.stopOnce = cancel, make(chan error, 1), false
 	go func() { e.done <- e.m.Run(ctx) }()
 	select {
 	case <-e.m.Ready():
@@ -98,8 +110,14 @@ func newTestEnvIn(t testing.TB, cfg string, links LinkMonitor, devinfo string) *
 	case <-time.After(10 * time.Second):
 		t.Fatal("manager not ready in 10s")
 	}
-	t.Cleanup(e.stop)
-	return e
+}
+
+// restart stops the manager and starts a new one, as a restarted plugin
+// process (DaemonSet pod replaced) would.
+func (e *testEnv) restart(t testing.TB) {
+	t.Helper()
+	e.stop()
+	e.startManager(t)
 }
 
 // stop ends the manager and waits for it.

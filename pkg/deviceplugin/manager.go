@@ -94,8 +94,8 @@ func (m *Manager) Servers() map[string]*Server {
 	return out
 }
 
-// Run serves until ctx ends, then stops every server and removes its socket
-// and device-info files. A bad config at start is an error; later bad
+// Run serves until ctx ends, then stops every server and removes its socket;
+// device-info files stay for the pods holding the devices. A bad config at start is an error; later bad
 // configs are logged and the last good one is kept.
 func (m *Manager) Run(ctx context.Context) error {
 	cfg, err := dpconfig.LoadFile(m.opts.ConfigPath, m.opts.ResourcePrefix)
@@ -227,8 +227,8 @@ func (m *Manager) apply(ctx context.Context, cfg *dpconfig.Config) error {
 	}
 	for name, s := range m.servers {
 		if !want[name] {
-			m.log.Info("pool removed from config; stopping", "resource", name)
-			s.Stop()
+			m.log.Info("pool removed from config; stopping and removing its device-info files", "resource", name)
+			s.Retire()
 			delete(m.servers, name)
 			delete(m.registered, name)
 		}

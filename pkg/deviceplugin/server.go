@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +38,7 @@ type Server struct {
 	order   []string
 	health  map[string]bool
 	changed chan struct{}     // closed and replaced on every visible change
-	written map[string]string // device-info file -> device ID
+	written map[string]string // device-info file -> device ID (this server's or adopted)
 	content map[string]string // device-info file -> what was written
 	grpc    *grpc.Server
 	done    chan struct{}
@@ -48,6 +50,7 @@ func NewServer(pool *dpconfig.Pool, health map[string]bool, pluginDir, devinfoDi
 		log: log.With("resource", pool.Resource.FullName()), pluginDir: pluginDir, devinfoDir: devinfoDir,
 		metrics: m, fullName: pool.Resource.FullName(), changed: make(chan struct{}), written: map[string]string{}, content: map[string]string{},
 	}
+	s.adoptDevInfo()
 	s.Update(pool, health)
 	return s
 }
@@ -104,26 +107,69 @@ func waitServing(path string) error {
 	return nil
 }
 
-// Stop stops serving, removes the socket and the device-info files written.
+// Stop stops serving and removes the socket. Device-info files stay: pods
+// holding the devices may still run plexus ADD, and a restarted plugin
+// serves the same pool again.
 func (s *Server) Stop() {
 	s.stopServing()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_ = os.Remove(s.SocketPath())
-	for p := range s.written {
-		_ = os.Remove(p)
-		delete(s.written, p)
-		delete(s.content, p)
-	}
-	if s.devinfoDir != "" {
-		for id := range s.devs {
-			_ = os.Remove(DevInfoPath(s.devinfoDir, s.fullName, id))
-		}
-	}
 	if s.metrics != nil {
 		s.metrics.forget(s.fullName)
 	}
 }
+
+// Retire is Stop for a pool removed from the config: its devices left the
+// pool, so their device-info files go too.
+func (s *Server) Retire() {
+	s.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.written {
+		s.removeDevInfoLocked(p)
+	}
+	if s.devinfoDir != "" {
+		for id := range s.devs {
+			s.removeDevInfoLocked(DevInfoPath(s.devinfoDir, s.fullName, id))
+		}
+	}
+}
+
+func (s *Server) removeDevInfoLocked(path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("remove device-info file", "path", path, "err", err)
+	}
+	delete(s.written, path)
+	delete(s.content, path)
+}
+
+// adoptDevInfo records the device-info files of this resource already in
+// the directory (a previous plugin process wrote them), so that those of
+// devices no longer in the pool are removed like the ones this server wrote.
+func (s *Server) adoptDevInfo() {
+	if s.devinfoDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(s.devinfoDir)
+	if err != nil {
+		return
+	}
+	prefix := strings.ReplaceAll(s.fullName, "/", "-") + "-"
+	for _, e := range ents {
+		id, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if id, ok = strings.CutSuffix(id, "-device.json"); ok && pciAddress.MatchString(id) {
+			s.written[filepath.Join(s.devinfoDir, e.Name())] = id
+		}
+	}
+}
+
+// pciAddress is a PCI address in sysfs form (domain:bus:device.function);
+// it tells a device-info file of resource "p/n" from one of "p/n-x".
+var pciAddress = regexp.MustCompile(`^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
 
 // stopServing ends the streams and the gRPC server, if running.
 func (s *Server) stopServing() {
@@ -158,9 +204,7 @@ func (s *Server) Update(pool *dpconfig.Pool, health map[string]bool) {
 	}
 	for p, id := range s.written {
 		if s.devs[id] == nil {
-			_ = os.Remove(p)
-			delete(s.written, p)
-			delete(s.content, p)
+			s.removeDevInfoLocked(p)
 		}
 	}
 	if !sameView(before, s.viewLocked()) {
