@@ -31,9 +31,14 @@ func manifests(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, ex...)
+	pol, err := filepath.Glob(filepath.Join("policy", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(append(files, ex...), pol...)
 	for _, want := range []string{"crd.yaml", "plexus.yaml", "sriov-device-plugin.yaml",
-		"examples/macvlan.yaml", "examples/bridge.yaml", "examples/sriov.yaml"} {
+		"examples/macvlan.yaml", "examples/bridge.yaml", "examples/sriov.yaml",
+		"policy/nad-delegate-policy.yaml", "policy/nad-plugin-types-policy.yaml"} {
 		found := false
 		for _, f := range files {
 			found = found || f == want
