@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -27,10 +28,45 @@ type Env struct {
 	NodeName   string // pin pods to this node ("" = let the scheduler choose)
 	// MacvlanMaster is the node interface macvlan networks sit on.
 	MacvlanMaster string
+	// Node reaches the nodes' host side, for what a deleted pod may leave
+	// there and for static pods. nil: those checks are skipped.
+	Node Node
 	// Timeout bounds each wait (pod Running, pod gone); default 2 minutes.
 	Timeout time.Duration
 	// Logf reports progress (e.g. t.Logf); may be nil.
 	Logf func(format string, args ...any)
+}
+
+// Node is the host side of a cluster's nodes.
+type Node interface {
+	// Leftovers lists what the deleted pods (names in namespace) left on
+	// node: host-local leases of the CNI networks, ports of the bridges,
+	// plexus cache entries.
+	Leftovers(ctx context.Context, node, namespace string, pods, networks, bridges []string) ([]string, error)
+	// PutStaticPod writes a static pod manifest (file name) into the
+	// kubelet's staticPodPath on node; ErrNoStaticPods when it has none.
+	PutStaticPod(ctx context.Context, node, file string, manifest []byte) error
+	// RemoveStaticPod removes it.
+	RemoveStaticPod(ctx context.Context, node, file string) error
+}
+
+// ErrNoStaticPods: the node's kubelet has no staticPodPath.
+var ErrNoStaticPods = errors.New("the kubelet has no staticPodPath")
+
+// checkLeftovers fails when deleted pods left something on their node.
+func (e *Env) checkLeftovers(ctx context.Context, node string, pods, networks, bridges []string) error {
+	if e.Node == nil {
+		e.logf("no node access: not checking what pods %v left on their node", pods)
+		return nil
+	}
+	left, err := e.Node.Leftovers(ctx, node, e.Namespace, pods, networks, bridges)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("deleted pods %v left on node %s: %s", pods, node, strings.Join(left, "; "))
+	}
+	return nil
 }
 
 func (e *Env) logf(format string, args ...any) {

@@ -87,7 +87,10 @@ type Want struct {
 	Network   string // namespace/name as network-status names it
 	Interface string
 	IPs       []string // CIDRs expected on the interface (network-status lists the IPs)
-	MAC       string   // "" = not checked
+	// Subnet: the interface has exactly one IPv4 address, in this CIDR,
+	// which network-status lists (for IPAM that picks the address).
+	Subnet string
+	MAC    string // "" = not checked
 }
 
 // CheckAttachments checks network-status and the pod's interfaces
@@ -139,6 +142,28 @@ func CheckAttachments(st []nadv1.NetworkStatus, ifs map[string]*Iface, macs map[
 				return fmt.Errorf("network %s: interface %s has %v, want %s", w.Network, w.Interface, iface.Addrs, cidr)
 			}
 		}
+		if w.Subnet != "" {
+			_, subnet, err := net.ParseCIDR(w.Subnet)
+			if err != nil {
+				return fmt.Errorf("want subnet %q: %w", w.Subnet, err)
+			}
+			var v4 []string
+			for _, a := range iface.Addrs {
+				if ip, _, err := net.ParseCIDR(a); err == nil && ip.To4() != nil {
+					v4 = append(v4, a)
+				}
+			}
+			if len(v4) != 1 {
+				return fmt.Errorf("network %s: interface %s has IPv4 addresses %v, want one in %s", w.Network, w.Interface, v4, w.Subnet)
+			}
+			ip, _, _ := net.ParseCIDR(v4[0])
+			if !subnet.Contains(ip) {
+				return fmt.Errorf("network %s: interface %s has %s, want an address in %s", w.Network, w.Interface, v4[0], w.Subnet)
+			}
+			if !contains(got.IPs, ip.String()) {
+				return fmt.Errorf("network %s: network-status IPs %v lack %s", w.Network, got.IPs, ip)
+			}
+		}
 		if w.MAC != "" {
 			if !strings.EqualFold(macs[w.Interface], w.MAC) {
 				return fmt.Errorf("network %s: interface %s has MAC %q, want %s", w.Network, w.Interface, macs[w.Interface], w.MAC)
@@ -167,4 +192,44 @@ func names(ifs map[string]*Iface) string {
 	}
 	sort.Strings(n)
 	return strings.Join(n, ",")
+}
+
+// Route is a route of the pod's main table.
+type Route struct {
+	Dst string // "default" or a CIDR
+	Via string // gateway, "" when on-link
+	Dev string
+}
+
+// ParseIPRoute parses `ip route show` (iproute2 or busybox).
+func ParseIPRoute(out string) []Route {
+	var routes []Route
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		r := Route{Dst: f[0]}
+		for i := 1; i+1 < len(f); i++ {
+			switch f[i] {
+			case "via":
+				r.Via = f[i+1]
+			case "dev":
+				r.Dev = f[i+1]
+			}
+		}
+		routes = append(routes, r)
+	}
+	return routes
+}
+
+// DefaultRoutes returns the default routes among routes.
+func DefaultRoutes(routes []Route) []Route {
+	var d []Route
+	for _, r := range routes {
+		if r.Dst == "default" || r.Dst == "0.0.0.0/0" {
+			d = append(d, r)
+		}
+	}
+	return d
 }

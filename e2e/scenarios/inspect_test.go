@@ -109,3 +109,42 @@ func TestBridgeName(t *testing.T) {
 		t.Errorf("bridge names %q %q", a, b)
 	}
 }
+
+func TestParseIPRoute(t *testing.T) {
+	out := `default via 10.1.1.254 dev net1
+10.1.1.0/24 dev net1 scope link  src 10.1.1.21
+10.234.0.0/24 dev eth0 scope link  src 10.234.0.7
+`
+	routes := ParseIPRoute(out)
+	if len(routes) != 3 || routes[1] != (Route{Dst: "10.1.1.0/24", Dev: "net1"}) {
+		t.Fatalf("routes %+v", routes)
+	}
+	d := DefaultRoutes(routes)
+	if len(d) != 1 || d[0] != (Route{Dst: "default", Via: "10.1.1.254", Dev: "net1"}) {
+		t.Errorf("default routes %+v", d)
+	}
+	if d := DefaultRoutes(ParseIPRoute("10.0.0.0/8 via 10.1.1.1 dev net1\n")); len(d) != 0 {
+		t.Errorf("default routes %+v in a table without one", d)
+	}
+}
+
+func TestCheckAttachmentsSubnet(t *testing.T) {
+	st := []nadv1.NetworkStatus{
+		{Name: "primary", Interface: "eth0", IPs: []string{"10.244.0.7"}, Default: true},
+		{Name: "ns/bridge-e2e", Interface: "br1", IPs: []string{"10.132.0.10"}},
+	}
+	ifs, macs := ParseIPAddr(busyboxAddr), ParseIPLink(busyboxLink)
+	for _, tc := range []struct{ subnet, want string }{
+		{"10.132.0.0/16", ""},
+		{"10.133.0.0/16", "want an address in 10.133.0.0/16"},
+	} {
+		err := CheckAttachments(st, ifs, macs, []Want{{Network: "ns/bridge-e2e", Interface: "br1", Subnet: tc.subnet}})
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("subnet %s: error %v, want %q", tc.subnet, err, tc.want)
+		}
+	}
+	st[1].IPs = []string{"10.132.0.11"}
+	if err := CheckAttachments(st, ifs, macs, []Want{{Network: "ns/bridge-e2e", Interface: "br1", Subnet: "10.132.0.0/16"}}); err == nil || !strings.Contains(err.Error(), "lack 10.132.0.10") {
+		t.Errorf("network-status without the interface's address: %v", err)
+	}
+}

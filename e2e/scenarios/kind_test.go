@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -19,6 +20,7 @@ import (
 //	PLEXUS_E2E_IMAGE        pod image with sh, sleep, ip (default: busybox:1.36)
 //	PLEXUS_E2E_MACVLAN_MASTER  node interface for macvlan (default: eth0)
 //	PLEXUS_E2E_TIMEOUT      per-wait timeout (default: 3m)
+//	PLEXUS_E2E_DOCKER       docker binary, to look at the kind nodes (default: docker)
 func TestOnCluster(t *testing.T) {
 	kc := os.Getenv("PLEXUS_E2E_KUBECONFIG")
 	if kc == "" {
@@ -33,6 +35,11 @@ func TestOnCluster(t *testing.T) {
 		Namespace: fmt.Sprintf("plexus-e2e-%06x", rand.Uint32()&0xffffff),
 		Image:     envOr("PLEXUS_E2E_IMAGE", "busybox:1.36"), MacvlanMaster: envOr("PLEXUS_E2E_MACVLAN_MASTER", "eth0"),
 		Timeout: timeout, Logf: t.Logf,
+	}
+	// The nodes are Docker containers (e2e/kind): their host side is
+	// reachable with docker exec.
+	if docker, err := exec.LookPath(envOr("PLEXUS_E2E_DOCKER", "docker")); err == nil {
+		e.Node = &kindNode{env: e, docker: docker}
 	}
 	RunAll(t, e)
 }

@@ -138,7 +138,10 @@ func TestOnLocalNode(t *testing.T) {
 		Namespace: "plexus-e2e-" + run, Image: cluster.BusyboxImage, PullPolicy: "Never",
 		NodeName: node.Name, MacvlanMaster: cluster.NodeVethPeer, Timeout: 90 * time.Second, Logf: t.Logf,
 	}
-	t.Cleanup(func() { deleteLinks(t, bridgeName(e.Namespace), bridgeName(e.Namespace+"s")) })
+	e.Node = &localNode{env: e, cacheDir: cacheDir}
+	t.Cleanup(func() {
+		deleteLinks(t, bridgeName(e.Namespace), bridgeName(e.Namespace+"s"), bridgeName(e.Namespace+"t"))
+	})
 	if err := e.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}

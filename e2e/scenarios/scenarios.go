@@ -19,6 +19,11 @@ var All = []Scenario{
 	{"macvlan-and-bridge", MacvlanAndBridge},
 	{"static-ip-and-mac", StaticIPAndMAC},
 	{"unknown-network", UnknownNetwork},
+	// Multus's own e2e (multus.go).
+	{"multus-simple-pod", MultusSimplePod},
+	{"multus-simple-macvlan1", MultusSimpleMacvlan1},
+	{"multus-static-pod", MultusStaticPod},
+	{"multus-default-route1", MultusDefaultRoute1},
 }
 
 // netName makes a CNI network name unique to this run: host-local keeps
