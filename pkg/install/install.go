@@ -94,6 +94,7 @@ func (in *Installer) waitForPrimary(ctx context.Context) error {
 	for {
 		err := in.syncConf(true)
 		if err == nil {
+			in.lastErr = "" // a later failure is news, even the same one
 			in.log.Info("plexus is installed", "waited", time.Since(start).Round(time.Millisecond).String())
 			return nil
 		}

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 )
 
@@ -170,15 +171,34 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
+// eventually waits for cond, failing the test after a deadline generous
+// enough for a loaded 2-core machine (the installer polls every 10ms here).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		t.Fatalf("timed out waiting for %s: %v", what, err)
 	}
+}
+
+// logged waits until the installer has logged a line containing every one
+// of parts: the observable sign that it looked and decided, after which an
+// absence (no config written, config unchanged) can be asserted.
+func (r *running) logged(t *testing.T, parts ...string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("a log line with %q", parts), func() bool {
+		for _, line := range strings.Split(r.logs.String(), "\n") {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 const bridgePrimary = `{"cniVersion":"1.0.0","name":"kindnet","plugins":[
@@ -240,7 +260,7 @@ func TestFreshInstall(t *testing.T) {
 func TestPrimaryAppearsLateAndChanges(t *testing.T) {
 	h := newHost(t)
 	r := start(t, h.config())
-	time.Sleep(50 * time.Millisecond)
+	r.logged(t, "waiting for the primary network config", "no primary network config in "+h.conf)
 	if h.plexusConf() != nil {
 		t.Fatal("plexus config written before any primary exists")
 	}
@@ -349,7 +369,7 @@ func TestBadPrimaryJSON(t *testing.T) {
 	// Broken again while running: the last good config stays.
 	good, _ := os.ReadFile(h.confPath())
 	h.write(primary, `{"cniVersion":`)
-	time.Sleep(100 * time.Millisecond)
+	r.logged(t, "plexus config not refreshed", "primary config "+primary+": invalid JSON")
 	if now, _ := os.ReadFile(h.confPath()); !bytes.Equal(now, good) {
 		t.Errorf("plexus config changed after the primary broke:\n%s", now)
 	}
@@ -406,8 +426,8 @@ func TestReadinessIndicatorFile(t *testing.T) {
 	h.write(filepath.Join(h.conf, "10-kindnet.conflist"), bridgePrimary)
 	cfg := h.config()
 	cfg.ReadinessIndicatorFile = filepath.Join(h.root, "run", "ready")
-	start(t, cfg)
-	time.Sleep(50 * time.Millisecond)
+	r := start(t, cfg)
+	r.logged(t, "waiting for the primary network config", "readiness indicator file", cfg.ReadinessIndicatorFile)
 	if h.plexusConf() != nil {
 		t.Fatal("plexus config written before the readiness indicator file exists")
 	}
