@@ -5,11 +5,11 @@
 package selection
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -27,22 +27,49 @@ var knownKeys = map[string]bool{
 	"default-route": true, "ipam-claim-reference": true,
 }
 
-// Parse parses an annotation value in either form. Elements without a
-// namespace get defaultNamespace. An empty value yields no elements.
+// Keys of Multus's own NetworkSelectionElement that the NPWG type lacks.
+const (
+	// multusIfKey is Multus's pre-3.2 name of "interface"; Multus still
+	// reads it when "interface" is absent, and so does plexus (with a
+	// warning) unless strict.
+	multusIfKey = "interfaceRequest"
+	// multusDeviceIDKey lets a pod pick a device under Multus; plexus never
+	// takes a device ID from a pod (trust model), so it is ignored.
+	multusDeviceIDKey = "deviceID"
+)
+
+// Parse parses an annotation value in either form, strictly: an unknown
+// field in the JSON form is an error. Elements without a namespace get
+// defaultNamespace. An empty value yields no elements.
 func Parse(value, defaultNamespace string) ([]*nadv1.NetworkSelectionElement, error) {
+	elems, _, err := ParseWithWarnings(value, defaultNamespace, true)
+	return elems, err
+}
+
+// ParseWithWarnings parses an annotation value in either form. Unless
+// strict, a field of the JSON form that plexus does not know is ignored, as
+// Multus ignores it, and reported in warnings, one per field, each naming
+// the network and the field (`network "ns/x": unknown field "interfce"
+// ignored`), for a Warning event and the log. A field whose name differs
+// from a known one only in case is read as that field (encoding/json does so
+// under Multus), and Multus's deprecated "interfaceRequest" as "interface",
+// each with a warning. With strict every such field is an error. Malformed
+// values of known fields are errors either way.
+func ParseWithWarnings(value, defaultNamespace string, strict bool) ([]*nadv1.NetworkSelectionElement, []string, error) {
 	v := strings.TrimSpace(value)
 	if v == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var elems []*nadv1.NetworkSelectionElement
+	var warnings []string
 	var err error
 	if strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{") {
-		elems, err = parseJSON([]byte(v))
+		elems, warnings, err = parseJSON([]byte(v), defaultNamespace, strict)
 	} else {
 		elems, err = parseShort(v)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, e := range elems {
 		if e.Namespace == "" {
@@ -50,9 +77,9 @@ func Parse(value, defaultNamespace string) ([]*nadv1.NetworkSelectionElement, er
 		}
 	}
 	if err := Validate(elems); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return elems, nil
+	return elems, warnings, nil
 }
 
 // ParseShort parses only the short form; it is what clusterless mode reads
@@ -109,33 +136,139 @@ func parseShort(v string) ([]*nadv1.NetworkSelectionElement, error) {
 	return out, nil
 }
 
-func parseJSON(b []byte) ([]*nadv1.NetworkSelectionElement, error) {
+func parseJSON(b []byte, defaultNamespace string, strict bool) ([]*nadv1.NetworkSelectionElement, []string, error) {
 	if b[0] == '{' {
-		return nil, fmt.Errorf("networks annotation: JSON form must be a list ([{...}]), got an object")
+		return nil, nil, fmt.Errorf("networks annotation: JSON form must be a list ([{...}]), got an object")
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(b, &raws); err != nil {
-		return nil, fmt.Errorf("networks annotation: invalid JSON list: %v", err)
+		return nil, nil, fmt.Errorf("networks annotation: invalid JSON list: %v", err)
 	}
 	out := make([]*nadv1.NetworkSelectionElement, 0, len(raws))
+	var warnings []string
 	for i, raw := range raws {
 		var keys map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &keys); err != nil {
-			return nil, fmt.Errorf("network selection element %d: not a JSON object: %s", i+1, shorten(raw))
+		if err := json.Unmarshal(raw, &keys); err != nil || keys == nil {
+			return nil, nil, fmt.Errorf("network selection element %d: not a JSON object: %s", i+1, shorten(raw))
 		}
-		for k := range keys {
-			if !knownKeys[k] {
-				return nil, fmt.Errorf("network selection element %d: unknown field %q", i+1, k)
-			}
+		label := rawLabel(keys, defaultNamespace)
+		ws, err := normalizeKeys(keys, strict, label)
+		if err != nil {
+			return nil, nil, fmt.Errorf("network selection element %d: %v", i+1, err)
+		}
+		warnings = append(warnings, ws...)
+		if err := checkDefaultRoute(keys["default-route"]); err != nil {
+			return nil, nil, fmt.Errorf("network selection element %d (%q): %v", i+1, label, err)
+		}
+		if len(ws) > 0 {
+			raw, _ = json.Marshal(keys)
 		}
 		e := &nadv1.NetworkSelectionElement{}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		if err := dec.Decode(e); err != nil {
-			return nil, fmt.Errorf("network selection element %d: %s", i+1, describeJSONError(err))
+		if err := json.Unmarshal(raw, e); err != nil {
+			return nil, nil, fmt.Errorf("network selection element %d: %s", i+1, describeJSONError(err))
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, warnings, nil
+}
+
+// normalizeKeys leaves only known keys in keys. A key that differs from a
+// known one only in case is renamed to it (encoding/json would match it
+// anyway), Multus's "interfaceRequest" becomes "interface", and any other
+// key is dropped; each with a warning naming the network label. With
+// strict, the first such key is an error instead.
+func normalizeKeys(keys map[string]json.RawMessage, strict bool, label string) ([]string, error) {
+	var odd []string
+	for k := range keys {
+		if !knownKeys[k] {
+			odd = append(odd, k)
+		}
+	}
+	if len(odd) == 0 {
+		return nil, nil
+	}
+	sort.Strings(odd)
+	if strict {
+		k := odd[0]
+		switch canon := canonicalKey(k); {
+		case k == multusIfKey:
+			return nil, fmt.Errorf("unknown field %q (Multus's deprecated name; use \"interface\")", k)
+		case k == multusDeviceIDKey:
+			return nil, fmt.Errorf("unknown field %q (device IDs come from the kubelet for NADs with a resourceName)", k)
+		case canon != "":
+			return nil, fmt.Errorf("unknown field %q (did you mean %q?)", k, canon)
+		default:
+			return nil, fmt.Errorf("unknown field %q", k)
+		}
+	}
+	var warnings []string
+	for _, k := range odd {
+		v := keys[k]
+		delete(keys, k)
+		target := canonicalKey(k)
+		if k == multusIfKey {
+			target = "interface"
+		}
+		switch {
+		case k == multusDeviceIDKey:
+			warnings = append(warnings, fmt.Sprintf("network %q: field %q ignored: device IDs come only from the kubelet, for NADs with a resourceName", label, k))
+		case target == "":
+			warnings = append(warnings, fmt.Sprintf("network %q: unknown field %q ignored", label, k))
+		case hasKey(keys, target):
+			warnings = append(warnings, fmt.Sprintf("network %q: field %q ignored: field %q is also given", label, k, target))
+		default:
+			keys[target] = v
+			warnings = append(warnings, fmt.Sprintf("network %q: field %q read as %q", label, k, target))
+		}
+	}
+	return warnings, nil
+}
+
+// canonicalKey returns the known key that k matches case-insensitively, or "".
+func canonicalKey(k string) string {
+	for known := range knownKeys {
+		if strings.EqualFold(k, known) {
+			return known
+		}
+	}
+	return ""
+}
+
+func hasKey(keys map[string]json.RawMessage, k string) bool {
+	_, ok := keys[k]
+	return ok
+}
+
+// rawLabel names an element as "namespace/name" from its raw keys, before it
+// is decoded, for messages.
+func rawLabel(keys map[string]json.RawMessage, defaultNamespace string) string {
+	var name, ns string
+	_ = json.Unmarshal(keys["name"], &name)
+	_ = json.Unmarshal(keys["namespace"], &ns)
+	if ns == "" {
+		ns = defaultNamespace
+	}
+	return ns + "/" + name
+}
+
+// checkDefaultRoute checks the raw "default-route" value: absent, null, or a
+// list of IP address strings. nadv1's decoding (net.IP's UnmarshalText)
+// turns "" and null into nil IPs without an error, so this is checked before.
+func checkDefaultRoute(raw json.RawMessage) error {
+	if raw == nil || string(raw) == "null" {
+		return nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return fmt.Errorf("field \"default-route\": want a list of IP addresses, got %s", shorten(raw))
+	}
+	for i, item := range list {
+		var s string
+		if err := json.Unmarshal(item, &s); err != nil || string(item) == "null" || net.ParseIP(s) == nil {
+			return fmt.Errorf("field \"default-route\"[%d]: %s is not an IP address", i, shorten(item))
+		}
+	}
+	return nil
 }
 
 // Validate checks every element's fields, and that no two elements ask for
