@@ -34,20 +34,3 @@ func sameContent(path string, data []byte) bool {
 	cur, err := os.ReadFile(path)
 	return err == nil && bytes.Equal(cur, data)
 }
-
-// sameFiles reports whether two files have identical contents and dst has mode.
-func sameFiles(src, dst string, mode os.FileMode) bool {
-	ds, err := os.Stat(dst)
-	if err != nil || ds.Mode().Perm() != mode.Perm() {
-		return false
-	}
-	ss, err := os.Stat(src)
-	if err != nil || ss.Size() != ds.Size() {
-		return false
-	}
-	a, err := os.ReadFile(src)
-	if err != nil {
-		return false
-	}
-	return sameContent(dst, a)
-}

@@ -48,7 +48,7 @@ func BenchmarkInstallBinary(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		os.Remove(filepath.Join(dst, "plexus")) // force a copy
-		if _, err := InstallBinaries(discard, src, dst, []string{"plexus"}); err != nil {
+		if _, _, err := InstallBinaries(discard, src, dst, []string{"plexus"}, false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -35,7 +36,7 @@ func TestInstallBinariesFresh(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := InstallBinaries(discard, src, dst, []string{"plexus", "sriov"})
+	got, _, err := InstallBinaries(discard, src, dst, []string{"plexus", "sriov"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestInstallBinariesFresh(t *testing.T) {
 	}
 	assertNoTempFiles(t, dst)
 	// Second run: already identical, nothing replaced.
-	got, err = InstallBinaries(discard, src, dst, []string{"plexus", "sriov"})
+	got, _, err = InstallBinaries(discard, src, dst, []string{"plexus", "sriov"}, false)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("second install replaced %v (err %v), want nothing", got, err)
 	}
@@ -81,7 +82,7 @@ func TestInstallBinariesErrors(t *testing.T) {
 		{"dest not a dir", roDst, []string{"plexus"}, "CNI bin dir " + roDst},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := InstallBinaries(discard, src, tc.dst, tc.bins)
+			_, _, err := InstallBinaries(discard, src, tc.dst, tc.bins, false)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
@@ -98,7 +99,7 @@ func TestUpgradeWhileBusy(t *testing.T) {
 	oldDir, newDir, dst := t.TempDir(), t.TempDir(), t.TempDir()
 	buildFakePlugin(t, oldDir, "plexus", "old")
 	buildFakePlugin(t, newDir, "plexus", "new")
-	if _, err := InstallBinaries(discard, oldDir, dst, []string{"plexus"}); err != nil {
+	if _, _, err := InstallBinaries(discard, oldDir, dst, []string{"plexus"}, false); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dst, "plexus")
@@ -130,7 +131,7 @@ func TestUpgradeWhileBusy(t *testing.T) {
 		if i%2 == 1 {
 			src = oldDir
 		}
-		if _, err := InstallBinaries(discard, src, dst, []string{"plexus"}); err != nil {
+		if _, _, err := InstallBinaries(discard, src, dst, []string{"plexus"}, false); err != nil {
 			_ = os.WriteFile(stopFile, nil, 0o644)
 			_ = runtime.Wait()
 			t.Fatalf("install %d while busy: %v", i, err)
@@ -175,8 +176,185 @@ func assertNoTempFiles(t *testing.T, dir string) {
 	t.Helper()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
+		if strings.HasPrefix(e.Name(), ".") && e.Name() != ManifestName {
 			t.Errorf("temp file %s left behind in %s", e.Name(), dir)
 		}
+	}
+}
+
+func writeExec(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// linesWith returns the log lines containing every part.
+func linesWith(logs string, parts ...string) []string {
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
+		all := line != ""
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// A binary plexus-install did not put there (upstream sriov-cni's
+// /opt/cni/bin/sriov) is left, with one log line naming it and the flag
+// that overrides; one it did put there is upgraded; one it put there and
+// someone replaced since is not its own any more; --force-binaries takes
+// any.
+func TestForeignBinaryLeft(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "bin")
+	writeExec(t, src, "plexus", "#!/bin/sh\necho plexus v1\n")
+	writeExec(t, src, "sriov", "#!/bin/sh\necho plexus sriov v1\n")
+	const upstream = "#!/bin/sh\necho upstream sriov-cni\n"
+	writeExec(t, dst, "sriov", upstream)
+	sriov := filepath.Join(dst, "sriov")
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	install := func(force bool) (string, string) {
+		t.Helper()
+		installed, left, err := InstallBinaries(log, src, dst, []string{"plexus", "sriov"}, force)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(installed, ","), strings.Join(left, ",")
+	}
+
+	for run := 1; run <= 2; run++ {
+		if in, left := install(false); in != map[int]string{1: "plexus", 2: ""}[run] || left != "sriov" {
+			t.Fatalf("run %d: installed %q left %q, want sriov left", run, in, left)
+		}
+		if got := readString(t, sriov); got != upstream {
+			t.Fatalf("run %d: upstream sriov overwritten with %q", run, got)
+		}
+	}
+	if l := linesWith(logs.String(), "path="+sriov, "--force-binaries"); len(l) != 2 {
+		t.Fatalf("want one line per run naming %s and --force-binaries, got %d:\n%s", sriov, len(l), logs.String())
+	}
+	if l := linesWith(logs.String(), "path="+filepath.Join(dst, "plexus"), "--force-binaries"); len(l) != 0 {
+		t.Fatalf("plexus's own binary reported as left: %v", l)
+	}
+
+	// --force-binaries replaces it; from then on it is plexus-install's.
+	if in, left := install(true); in != "sriov" || left != "" {
+		t.Fatalf("forced: installed %q left %q", in, left)
+	}
+	if l := linesWith(logs.String(), "path="+sriov, "--force-binaries", "replac"); len(l) != 1 {
+		t.Fatalf("forced replacement not logged:\n%s", logs.String())
+	}
+	writeExec(t, src, "sriov", "#!/bin/sh\necho plexus sriov v2\n")
+	writeExec(t, src, "plexus", "#!/bin/sh\necho plexus v2\n")
+	if in, left := install(false); in != "plexus,sriov" || left != "" {
+		t.Fatalf("upgrade of its own binaries: installed %q left %q", in, left)
+	}
+	if got := readString(t, sriov); got != "#!/bin/sh\necho plexus sriov v2\n" {
+		t.Fatalf("sriov after upgrade: %q", got)
+	}
+
+	// Upstream's DaemonSet writes its sriov over plexus's: not ours any more.
+	writeExec(t, dst, "sriov", upstream)
+	writeExec(t, src, "sriov", "#!/bin/sh\necho plexus sriov v3\n")
+	if in, left := install(false); in != "" || left != "sriov" {
+		t.Fatalf("after upstream took sriov back: installed %q left %q", in, left)
+	}
+	if got := readString(t, sriov); got != upstream {
+		t.Fatalf("upstream sriov overwritten with %q", got)
+	}
+	// A file identical to what plexus-install would write counts as its own.
+	writeExec(t, dst, "sriov", readString(t, filepath.Join(src, "sriov")))
+	if in, left := install(false); in != "" || left != "" {
+		t.Fatalf("identical file: installed %q left %q", in, left)
+	}
+	writeExec(t, src, "sriov", "#!/bin/sh\necho plexus sriov v4\n")
+	if in, left := install(false); in != "sriov" || left != "" {
+		t.Fatalf("identical file then upgrade: installed %q left %q", in, left)
+	}
+}
+
+// A node upgraded from a plexus-install that kept no record: a plexus
+// binary (the same Go main package as the one to install) is upgraded; a
+// different Go program under the same name is left.
+func TestUpgradeWithoutRecord(t *testing.T) {
+	oldDir, newDir, dst := t.TempDir(), t.TempDir(), t.TempDir()
+	buildFakePlugin(t, oldDir, "plexus", "old")
+	buildFakePlugin(t, newDir, "plexus", "new")
+	old, err := os.ReadFile(filepath.Join(oldDir, "plexus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "plexus"), old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// This test binary is a Go program of another main package.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "sriov"), other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(newDir, "sriov"), old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	installed, left, err := InstallBinaries(discard, newDir, dst, []string{"plexus", "sriov"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(installed, ",") != "plexus" || strings.Join(left, ",") != "sriov" {
+		t.Fatalf("installed %v left %v, want plexus upgraded and sriov left", installed, left)
+	}
+	if out, err := exec.Command(filepath.Join(dst, "plexus")).Output(); err != nil || string(out) != "new" {
+		t.Fatalf("plexus prints %q (%v), want new", out, err)
+	}
+}
+
+// plexus-install itself: a foreign sriov leaves plexus working (config
+// written) and is reported; with ForceBinaries it is replaced.
+func TestInstallerLeavesForeignBinary(t *testing.T) {
+	h := newHost(t)
+	h.write(filepath.Join(h.conf, "10-kindnet.conflist"), bridgePrimary)
+	const upstream = "#!/bin/sh\necho upstream sriov-cni\n"
+	writeExec(t, h.bin, "sriov", upstream)
+	cfg := h.config()
+	cfg.Once = true
+	var logs syncBuffer
+	if err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil))).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, filepath.Join(h.bin, "sriov")); got != upstream || h.plexusConf() == nil {
+		t.Fatalf("sriov %q, plexus config %v", got, h.plexusConf())
+	}
+	if l := linesWith(logs.String(), filepath.Join(h.bin, "sriov"), "--force-binaries"); len(l) != 1 {
+		t.Fatalf("want one line naming the left binary and --force-binaries:\n%s", logs.String())
+	}
+	cfg.ForceBinaries = true
+	if err := New(cfg, discard).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := readString(t, filepath.Join(h.bin, "sriov")); got != readString(t, filepath.Join(h.src, "sriov")) {
+		t.Fatalf("--force-binaries: sriov is %q", got)
 	}
 }

@@ -21,6 +21,7 @@ import (
 type Config struct {
 	SourceDir              string   // where the binaries to install are
 	Binaries               []string // names to install from SourceDir
+	ForceBinaries          bool     // replace binaries plexus-install did not install
 	CNIBinDir              string   // host CNI bin dir (also plexus's binDir)
 	CNIConfDir             string   // host CNI conf dir (also plexus's confDir)
 	CNIDir                 string   // plexus's cache dir (cniDir)
@@ -36,6 +37,16 @@ type Config struct {
 	PollInterval           time.Duration
 	KeepConfig             bool // leave plexus's config in place on exit
 	Once                   bool // install, write, and exit instead of watching
+
+	// Multus installer equivalents (docs/install-flags.md).
+	PrimaryConfigDir    string // where the primary is looked for; "" = CNIConfDir
+	AdditionalBinDir    string // binaries go here too; plexus's binDir
+	CNIVersion          string // must equal the primary's cniVersion ("" = any)
+	ForceCNIVersion     bool   // write CNIVersion whatever the primary's
+	RenameConfFile      bool   // rename the primary's file to <name>.old
+	OverrideNetworkName bool   // plexus's conflist takes the primary's name
+	SkipWatch           bool   // write once, then wait for the signal without polling
+	BinariesOnly        bool   // install binaries and exit (install_multus --type=thin)
 }
 
 // Installer runs one Config; it remembers what it wrote to rewrite only on change.
@@ -63,7 +74,7 @@ func (in *Installer) ConfPath() string { return filepath.Join(in.cfg.CNIConfDir,
 // it removes plexus's config unless KeepConfig. It returns an error when
 // installing fails or nothing usable appears within WaitTimeout.
 func (in *Installer) Run(ctx context.Context) error {
-	if _, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, in.cfg.Binaries); err != nil {
+	if _, _, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, in.cfg.Binaries, in.cfg.ForceBinaries); err != nil {
 		return err
 	}
 	if err := in.syncKubeconfig(); err != nil {
