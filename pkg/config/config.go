@@ -23,6 +23,7 @@ const (
 	DefaultNamespace          = "kube-system"
 	DefaultPodResourcesSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
 	DefaultReadinessTimeout   = 30 // seconds
+	DefaultGlobalNamespaces   = "default"
 )
 
 // Conf is plexus's configuration (the plugin entry of its conflist, as the
@@ -56,7 +57,24 @@ type Conf struct {
 
 	LogFile     string `json:"logFile,omitempty"`
 	LogLevel    string `json:"logLevel,omitempty"`
-	LogToStderr bool   `json:"logToStderr,omitempty"`
+	LogToStderr bool   `json:"logToStderr"` // true unless set, as Multus
+	// LogOptions rotate logFile (Multus's key; Multus's defaults after Load).
+	LogOptions *LogOptions `json:"logOptions,omitempty"`
+	LogFormat  string      `json:"logFormat,omitempty"` // "text" (default) or "json"
+
+	// StrictAnnotations refuses unknown fields in a pod's networks
+	// annotation instead of ignoring them with a warning.
+	StrictAnnotations bool `json:"strictAnnotations,omitempty"`
+	// RetryDeleteOnError (Multus): when a delegate's DEL fails, keep the
+	// cache entry so that the runtime's retried DEL still finds every
+	// delegate; without it the entry is removed even when DEL failed.
+	RetryDeleteOnError bool `json:"retryDeleteOnError,omitempty"`
+	// AuxiliaryCNIChainName (Multus): run, after every other attachment, a
+	// chain named so made of the *.conf files in the subdirectory of that
+	// name beside the clusterNetwork file; see AuxiliaryChain.
+	AuxiliaryCNIChainName string `json:"auxiliaryCNIChainName,omitempty"`
+	// DelegatePolicy limits the plugin types a NAD may use; see TypeAllowed.
+	DelegatePolicy *DelegatePolicy `json:"delegatePolicy,omitempty"`
 
 	// Set by the runtime.
 	RuntimeConfig    map[string]json.RawMessage `json:"runtimeConfig,omitempty"`
@@ -73,7 +91,25 @@ var aliases = map[string]string{
 
 // ignoredKeys are keys the runtime or libcni may add that plexus does not use.
 var ignoredKeys = map[string]bool{
-	"dns": true, "ipam": true, "cni.dev/attachments": true, "logOptions": true,
+	"dns": true, "ipam": true, "cni.dev/attachments": true,
+}
+
+// unsupportedKeys are keys Multus accepts (its thick daemon's and shim's
+// configs) that plexus refuses, each with what to use instead.
+var unsupportedKeys = map[string]string{
+	"cniConfigDir":        `use plexus-install --cni-conf-dir (plexus's "confDir") instead`,
+	"multusAutoconfigDir": `use plexus-install --cni-conf-dir instead`,
+	"multusConfigFile":    `use plexus-install instead, which writes plexus's config (--primary-config picks the primary)`,
+	"multusMasterCNI":     `use plexus-install --primary-config (or key "clusterNetwork") instead`,
+	"forceCNIVersion":     `use key "cniVersion" instead (plexus-install copies the primary's)`,
+	"overrideNetworkName": `use key "name" instead`,
+	"daemonSocketDir":     `plexus has no daemon socket; remove the key`,
+	"socketDir":           `plexus has no daemon socket; remove the key`,
+	"chrootDir":           `plexus runs delegates on the host itself; remove the key`,
+	"perNodeCertificate":  `use key "kubeconfig" instead (plexus-install writes it from the service account)`,
+	"connectionLimit":     `plexus has no daemon; remove the key`,
+	"metricsPort":         `plexus has no daemon; remove the key`,
+	"enablePprof":         `plexus has no daemon; remove the key`,
 }
 
 // knownKeys are the keys of Conf.
@@ -83,6 +119,8 @@ var knownKeys = map[string]bool{
 	"binDir": true, "readinessindicatorfile": true, "readinessTimeout": true, "namespaceIsolation": true,
 	"globalNamespaces": true, "systemNamespaces": true, "multusNamespace": true, "networksDir": true,
 	"podResourcesSocket": true, "deviceInfoDir": true, "logFile": true, "logLevel": true, "logToStderr": true,
+	"logOptions": true, "logFormat": true, "strictAnnotations": true, "retryDeleteOnError": true,
+	"auxiliaryCNIChainName": true, "delegatePolicy": true,
 	"runtimeConfig": true, "prevResult": true, "args": true, "cni.dev/valid-attachments": true,
 }
 
@@ -109,7 +147,15 @@ func Load(data []byte) (*Conf, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
+		if instead, ok := unsupportedKeys[unknown[0]]; ok {
+			return nil, fmt.Errorf("plexus config: key %q: plexus does not support it (a Multus thick-daemon key); %s", unknown[0], instead)
+		}
 		return nil, fmt.Errorf("plexus config: unknown key %q (known keys: %s)", unknown[0], strings.Join(knownKeyList(), ", "))
+	}
+	for _, k := range []string{"logOptions", "delegatePolicy"} {
+		if err := checkNestedKeys(k, raw[k]); err != nil {
+			return nil, err
+		}
 	}
 	for k := range ignoredKeys {
 		delete(raw, k)
@@ -125,6 +171,9 @@ func Load(data []byte) (*Conf, error) {
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	if _, set := raw["logToStderr"]; !set {
+		c.LogToStderr = true // Multus's default
 	}
 	c.defaults()
 	return c, nil
@@ -168,6 +217,20 @@ func (c *Conf) validate() error {
 	default:
 		return fmt.Errorf("plexus config: key \"logLevel\": %q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if err := c.LogOptions.validate(); err != nil {
+		return err
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("plexus config: key \"logFormat\": %q is not text or json", c.LogFormat)
+	}
+	if err := c.validateAuxiliaryChain(); err != nil {
+		return err
+	}
+	if err := c.DelegatePolicy.validate(); err != nil {
+		return err
+	}
 	if c.ReadinessTimeout < 0 {
 		return fmt.Errorf("plexus config: key \"readinessTimeout\": must not be negative")
 	}
@@ -195,6 +258,12 @@ func (c *Conf) defaults() {
 	if c.SystemNamespaces == nil {
 		c.SystemNamespaces = []string{"kube-system"}
 	}
+	if strings.TrimSpace(c.GlobalNamespaces) == "" {
+		// Multus: NonIsolatedNamespaces is ["default"] unless
+		// globalNamespaces is a non-empty string.
+		c.GlobalNamespaces = DefaultGlobalNamespaces
+	}
+	c.LogOptions = c.LogOptions.withDefaults()
 	if c.ReadinessTimeout == 0 {
 		c.ReadinessTimeout = DefaultReadinessTimeout
 	}
@@ -271,11 +340,13 @@ func jsonKind(goType string) string {
 		return "a string"
 	case goType == "bool":
 		return "a boolean"
-	case goType == "int":
+	case goType == "int" || goType == "*int":
 		return "a number"
+	case goType == "*bool":
+		return "a boolean"
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
-	case strings.HasPrefix(goType, "map"):
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "*config."), strings.HasPrefix(goType, "config."):
 		return "an object"
 	}
 	return goType
