@@ -334,13 +334,12 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	e.WriteNAD("default", "badconf", `{"cniVersion":"1.0.0","name":"badconf"`)
 	e.WriteFile(filepath.Join(e.NetworksDir, "broken.yaml"), "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata: {name: broken}\nspec: [\n")
 	tests := []struct{ name, networks, want string }{
-		{"unknown network", "good,missing", `pod default/pod: network "default/missing": network-attachment-definition default/missing: network-attachment-definition not found`},
+		{"unknown network", "good,missing", `pod default/pod: network "default/missing" (interface net2): network-attachment-definition not found`},
 		{"bad element", "good,Bad_Name", `field "name": "Bad_Name" is not a valid DNS-1123 subdomain`},
 		{"duplicate interface", "good@x1,nocaps@x1", `field "interface": "x1" is also requested by element 1`},
 		{"auto name taken", "good@net2,nocaps", `interface "net2" is also assigned to network "default/good"`},
-		{"capability not declared", `[{"name":"nocaps","mac":"02:00:00:00:00:01"}]`, `field "mac" requests capability "mac", but delegate "nocaps" declares none`},
-		{"nad file does not parse", "broken", `network-attachment-definition default/broken: network-attachment-definition not found in ` + e.NetworksDir + ` (files that did not parse: ` + filepath.Join(e.NetworksDir, "broken.yaml") + `: document 1`},
-		{"nad config does not parse", "good,badconf", `pod default/pod: network-attachment-definition default/badconf: field "spec.config": CNI config is not a JSON object`},
+		{"nad file does not parse", "broken", `pod default/pod: network "default/broken" (interface net1): network-attachment-definition not found in ` + e.NetworksDir + ` (files that did not parse: ` + filepath.Join(e.NetworksDir, "broken.yaml") + `: document 1`},
+		{"nad config does not parse", "good,badconf", `pod default/pod: network "default/badconf" (interface net2): field "spec.config": CNI config is not a JSON object`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,24 +13,32 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
 // Attachment is one interface of a container: the delegate plexus runs for it.
 type Attachment struct {
-	Network        string          `json:"network"` // "namespace/name" of the NAD, or the primary conf name
-	IfName         string          `json:"ifName"`
-	Primary        bool            `json:"primary,omitempty"`
-	ConfList       json.RawMessage `json:"confList"` // the delegate conflist, as run
-	CNIArgs        [][2]string     `json:"cniArgs,omitempty"`
-	CapabilityArgs map[string]any  `json:"capabilityArgs,omitempty"`
-	ResourceName   string          `json:"resourceName,omitempty"`
-	DeviceID       string          `json:"deviceID,omitempty"`
-	DeviceInfoFile string          `json:"deviceInfoFile,omitempty"`
-	Gateways       []string        `json:"gateways,omitempty"` // default-route request
-	Added          bool            `json:"added,omitempty"`
-	Result         json.RawMessage `json:"result,omitempty"`
+	Network  string          `json:"network"` // "namespace/name" of the NAD, or the primary conf name
+	IfName   string          `json:"ifName"`
+	Primary  bool            `json:"primary,omitempty"`
+	ConfList json.RawMessage `json:"confList"` // the delegate conflist, as run
+	CNIArgs  [][2]string     `json:"cniArgs,omitempty"`
+	// CNIArgsConf is the selection's cni-args, set as "args": {"cni": …}
+	// in every plugin of ConfList when the delegate runs.
+	CNIArgsConf    map[string]any `json:"cniArgsConf,omitempty"`
+	CapabilityArgs map[string]any `json:"capabilityArgs,omitempty"`
+	ResourceName   string         `json:"resourceName,omitempty"`
+	DeviceID       string         `json:"deviceID,omitempty"`
+	DeviceInfoFile string         `json:"deviceInfoFile,omitempty"`
+	Gateways       []string       `json:"gateways,omitempty"` // default-route request
+	// WantIPs and WantMAC are the selection's requests, checked against the
+	// pod's interface after ADD.
+	WantIPs []string        `json:"wantIPs,omitempty"`
+	WantMAC string          `json:"wantMAC,omitempty"`
+	Added   bool            `json:"added,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
 }
 
 // Entry is the whole state of one container.
@@ -42,6 +50,12 @@ type Entry struct {
 	PodUID       string       `json:"podUID,omitempty"`
 	CNIVersion   string       `json:"cniVersion"`
 	Attachments  []Attachment `json:"attachments"`
+	// Incomplete marks an entry whose rollback or DEL left something
+	// behind: a later DEL or GC finishes the job.
+	Incomplete bool `json:"incomplete,omitempty"`
+	// DelAttempts counts DELs that failed; LastDelError is the latest.
+	DelAttempts  int    `json:"delAttempts,omitempty"`
+	LastDelError string `json:"lastDelError,omitempty"`
 }
 
 // Store is the cache directory.
@@ -108,38 +122,118 @@ func WriteFileAtomic(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data, 0o600)
 }
 
-// lockBuckets bounds the number of lock files: a pod's lock is one of
-// lockBuckets files chosen by hash, so two operations on one pod never
-// interleave, and no lock file is ever left behind per pod.
-const lockBuckets = 64
+// DefaultLockTimeout bounds how long an operation waits for another one on
+// the same pod (or for a GC) before it fails with an error naming the holder.
+const DefaultLockTimeout = 60 * time.Second
 
-// LockPod takes an exclusive lock for the pod (namespace/name; key may be any
-// stable string such as the container ID when the pod is unknown). It blocks
-// until the lock is free and returns the unlock function.
-func (s Store) LockPod(key string) (func(), error) {
-	h := fnv.New32a()
+// LockPod takes the pod's exclusive lock (key is namespace/name, or any
+// stable string such as the container ID when the pod is unknown) and a
+// shared hold on the GC lock, so that no GC runs while the operation does.
+// Each pod has a lock file of its own, so operations on different pods never
+// wait on each other; the file is removed on unlock, so lock files never
+// pile up. It waits at most timeout (DefaultLockTimeout when 0).
+func (s Store) LockPod(key string, timeout time.Duration) (func(), error) {
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	gc, err := s.lockFile("gc.lock", syscall.LOCK_SH, deadline, false)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for a GC to finish: %w", err)
+	}
+	pod, err := s.lockPod(key, deadline)
+	if err != nil {
+		gc()
+		return nil, err
+	}
+	return func() { pod(); gc() }, nil
+}
+
+// LockPodInGC takes only the pod's lock, for the DELs a GC (which holds the
+// GC lock exclusively) runs.
+func (s Store) LockPodInGC(key string, timeout time.Duration) (func(), error) {
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	return s.lockPod(key, time.Now().Add(timeout))
+}
+
+func (s Store) lockPod(key string, deadline time.Time) (func(), error) {
+	h := fnv.New64a()
 	h.Write([]byte(key))
+	unlock, err := s.lockFile(fmt.Sprintf("pod-%016x.lock", h.Sum64()), syscall.LOCK_EX, deadline, true)
+	if err != nil {
+		return nil, fmt.Errorf("another operation on pod %s: %w", key, err)
+	}
+	return unlock, nil
+}
+
+// LockGC takes the GC lock exclusively: it waits until no ADD, DEL or CHECK
+// is running and keeps new ones waiting until unlock.
+func (s Store) LockGC(timeout time.Duration) (func(), error) {
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	return s.lockFile("gc.lock", syscall.LOCK_EX, time.Now().Add(timeout), false)
+}
+
+// lockFile flocks dir/locks/name until deadline. With removeOnUnlock the
+// file is unlinked while still held at unlock; a waiter that then holds a
+// lock on the unlinked inode notices (the path names another inode, or
+// none) and tries again, so two holders never overlap.
+func (s Store) lockFile(name string, how int, deadline time.Time, removeOnUnlock bool) (func(), error) {
 	dir := filepath.Join(s.Dir, "locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, strconv.Itoa(int(h.Sum32()%lockBuckets))+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
+	path := filepath.Join(dir, name)
+	delay := time.Millisecond
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, err
 		}
+		err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+		if err == nil {
+			if !removeOnUnlock || sameFile(f, path) {
+				if how == syscall.LOCK_EX {
+					_ = f.Truncate(0)
+					_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+				}
+				return func() {
+					if removeOnUnlock {
+						_ = os.Remove(path)
+					}
+					_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+					f.Close()
+				}, nil
+			}
+			f.Close()
+			continue // the holder removed the file after we opened it
+		}
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
+			return nil, fmt.Errorf("lock %s: %v", path, err)
+		}
+		if time.Now().After(deadline) {
+			who := "another process"
+			if len(holder) > 0 {
+				who = "process " + string(holder)
+			}
+			return nil, fmt.Errorf("lock %s held by %s: gave up waiting", path, who)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 50*time.Millisecond)
 	}
+}
+
+// sameFile reports whether f is still the file at path.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %v", path, err)
+		return false
 	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }

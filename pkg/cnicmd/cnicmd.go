@@ -112,7 +112,9 @@ type Sources struct {
 	NADs    plexus.NADSource
 	Status  plexus.StatusSink
 	Devices plexus.DeviceSource
-	Close   func()
+	// LocalNADs serves NADs without the API (clusterless mode), for STATUS.
+	LocalNADs plexus.NADSource
+	Close     func()
 }
 
 // kubeSources builds Kubernetes-mode sources; set by kube.go.
@@ -148,12 +150,14 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 		// Devices come from kubelet's pod-resources socket in both modes;
 		// it is dialled only when a NAD names a resource.
 		dev := podresources.NewClient(conf.PodResourcesSocket)
+		nads := plexus.DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}}
 		src = &Sources{
-			Pods:    plexus.ArgsPods{Networks: req.Networks},
-			NADs:    plexus.DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}},
-			Status:  plexus.FileStatus{Cache: store, Log: log},
-			Devices: dev,
-			Close:   func() { dev.Close() },
+			Pods:      plexus.ArgsPods{Networks: req.Networks},
+			NADs:      nads,
+			LocalNADs: nads,
+			Status:    plexus.FileStatus{Cache: store, Log: log},
+			Devices:   dev,
+			Close:     func() { dev.Close() },
 		}
 	} else {
 		if kubeSources == nil {
@@ -175,7 +179,7 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 	e := &plexus.Engine{
 		Conf: conf, Pods: src.Pods, NADs: src.NADs, Status: src.Status, Devices: src.Devices,
 		Runner: delegate.NewRunner(path, filepath.Join(conf.CNIDir, "results")),
-		Cache:  store, Log: log, DeviceInfoDir: conf.DeviceInfoDir,
+		Cache:  store, Log: log, DeviceInfoDir: conf.DeviceInfoDir, LocalNADs: src.LocalNADs,
 	}
 	done := func() {
 		if src.Close != nil {

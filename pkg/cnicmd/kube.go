@@ -61,3 +61,4 @@ func (u unavailable) Attached(context.Context, *plexus.Pod, string, []nadv1.Netw
 	return u.err
 }
 func (u unavailable) Failed(context.Context, *plexus.Pod, string, error) {}
+func (u unavailable) Warned(context.Context, *plexus.Pod, []string)      {}

@@ -5,25 +5,30 @@ package delegate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/plexus-cni/plexus/pkg/cache"
 )
 
 // Runner runs delegate conflists.
 type Runner struct {
-	cni *libcni.CNIConfig
+	cni  *libcni.CNIConfig
+	path []string
 }
 
 // NewRunner finds plugins in path (binDir first, then CNI_PATH) and keeps
 // libcni's per-attachment result cache under cacheDir.
 func NewRunner(path []string, cacheDir string) *Runner {
-	return &Runner{cni: libcni.NewCNIConfigWithCacheDir(path, cacheDir, nil)}
+	return &Runner{cni: libcni.NewCNIConfigWithCacheDir(path, cacheDir, nil), path: path}
 }
 
 // List parses an attachment's cached conflist.
@@ -33,6 +38,21 @@ func List(a *cache.Attachment) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("network %q: cached delegate config: %v", a.Network, err)
 	}
 	return l, nil
+}
+
+// RunList is the conflist an attachment runs: its resolved conflist with the
+// allocated device (deviceID and pciBusID, as Multus sets them) and the
+// selection's cni-args set in every plugin.
+func RunList(a *cache.Attachment) (*libcni.NetworkConfigList, error) {
+	l, err := List(a)
+	if err != nil || (a.DeviceID == "" && a.CNIArgsConf == nil) {
+		return l, err
+	}
+	b, err := Inject(l, a.DeviceID, a.CNIArgsConf)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %v", a.Network, err)
+	}
+	return libcni.NetworkConfFromBytes(b)
 }
 
 func runtimeConf(e *cache.Entry, a *cache.Attachment) *libcni.RuntimeConf {
@@ -47,7 +67,7 @@ func runtimeConf(e *cache.Entry, a *cache.Attachment) *libcni.RuntimeConf {
 
 // Add runs ADD for one attachment.
 func (r *Runner) Add(ctx context.Context, e *cache.Entry, a *cache.Attachment) (types.Result, error) {
-	l, err := List(a)
+	l, err := RunList(a)
 	if err != nil {
 		return nil, err
 	}
@@ -58,26 +78,112 @@ func (r *Runner) Add(ctx context.Context, e *cache.Entry, a *cache.Attachment) (
 	return res, nil
 }
 
-// Del runs DEL for one attachment.
+// Del runs DEL for one attachment: every plugin of its chain, in reverse
+// order, even past one that fails (libcni's DelNetworkList stops at the
+// first failure and so would leak what the earlier plugins made), and
+// returns the errors together. A plugin whose binary does not exist is
+// skipped when the attachment's ADD never completed: it created nothing.
 func (r *Runner) Del(ctx context.Context, e *cache.Entry, a *cache.Attachment) error {
-	l, err := List(a)
+	l, err := RunList(a)
 	if err != nil {
 		return err
 	}
-	if err := r.cni.DelNetworkList(ctx, l, runtimeConf(e, a)); err != nil {
-		return fmt.Errorf("network %q (interface %s): delegate %s: %w", a.Network, a.IfName, pluginTypes(l), err)
+	rt := runtimeConf(e, a)
+	prev, err := r.prevResult(l, rt, a)
+	if err != nil {
+		return fmt.Errorf("network %q (interface %s): %w", a.Network, a.IfName, err)
 	}
+	var errs []error
+	for i := len(l.Plugins) - 1; i >= 0; i-- {
+		p := l.Plugins[i]
+		bin, err := invoke.FindInPath(p.Network.Type, r.path)
+		if err != nil {
+			if len(a.Result) == 0 {
+				continue // never ran ADD to completion: it made nothing
+			}
+			errs = append(errs, fmt.Errorf("plugin %q: %v", p.Network.Type, err))
+			continue
+		}
+		conf, err := pluginConf(l, p, prev, rt)
+		if err == nil {
+			err = invoke.ExecPluginWithoutResult(ctx, bin, conf, r.args("DEL", rt), nil)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("plugin %q: %w", p.Network.Type, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("network %q (interface %s): delegate %s: DEL: %w", a.Network, a.IfName, pluginTypes(l), errors.Join(errs...))
+	}
+	// An empty list makes libcni drop its cached result of the attachment
+	// and run nothing.
+	_ = r.cni.DelNetworkList(ctx, &libcni.NetworkConfigList{Name: l.Name, CNIVersion: l.CNIVersion}, rt)
 	return nil
+}
+
+// prevResult is the result DEL passes to each plugin (CNI 0.4.0 and later):
+// libcni's cached result, else the one plexus recorded.
+func (r *Runner) prevResult(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf, a *cache.Attachment) (types.Result, error) {
+	if ok, err := version.GreaterThanOrEqualTo(l.CNIVersion, "0.4.0"); err != nil || !ok {
+		return nil, err
+	}
+	if res, err := r.cni.GetNetworkListCachedResult(l, rt); err == nil && res != nil {
+		return res, nil
+	}
+	if len(a.Result) == 0 {
+		return nil, nil
+	}
+	res, err := version.NewResult(l.CNIVersion, a.Result)
+	if err != nil {
+		return nil, nil // a result plexus cannot read is no reason to keep state
+	}
+	return res, nil
+}
+
+// pluginConf is what one plugin of a chain gets on stdin: the plugin's
+// config with the list's name and cniVersion, prevResult, and the
+// capability args it declares as runtimeConfig. libcni builds the same for
+// its own list operations but does not export it for a single plugin.
+func pluginConf(l *libcni.NetworkConfigList, p *libcni.PluginConfig, prev types.Result, rt *libcni.RuntimeConf) ([]byte, error) {
+	inject := map[string]any{"name": l.Name, "cniVersion": l.CNIVersion}
+	if prev != nil {
+		inject["prevResult"] = prev
+	}
+	rc := map[string]any{}
+	for c, on := range p.Network.Capabilities {
+		if v, ok := rt.CapabilityArgs[c]; ok && on {
+			rc[c] = v
+		}
+	}
+	if len(rc) > 0 {
+		inject["runtimeConfig"] = rc
+	}
+	out, err := libcni.InjectConf(p, inject)
+	if err != nil {
+		return nil, err
+	}
+	return out.Bytes, nil
+}
+
+func (r *Runner) args(command string, rt *libcni.RuntimeConf) *invoke.Args {
+	return &invoke.Args{
+		Command:     command,
+		ContainerID: rt.ContainerID,
+		NetNS:       rt.NetNS,
+		PluginArgs:  rt.Args,
+		IfName:      rt.IfName,
+		Path:        strings.Join(r.path, string(os.PathListSeparator)),
+	}
 }
 
 // Check runs CHECK for one attachment; delegates older than 0.4.0 have no
 // CHECK and are skipped.
 func (r *Runner) Check(ctx context.Context, e *cache.Entry, a *cache.Attachment) error {
-	l, err := List(a)
+	l, err := RunList(a)
 	if err != nil {
 		return err
 	}
-	if !atLeast(l.CNIVersion, "0.4.0") {
+	if ok, _ := version.GreaterThanOrEqualTo(l.CNIVersion, "0.4.0"); !ok {
 		return nil
 	}
 	if err := r.cni.CheckNetworkList(ctx, l, runtimeConf(e, a)); err != nil {
@@ -109,7 +215,8 @@ func Capabilities(l *libcni.NetworkConfigList) map[string]bool {
 	return caps
 }
 
-// Inject sets top-level keys in every plugin of a conflist (deviceID, and
+// Inject sets top-level keys in every plugin of a conflist (deviceID and
+// pciBusID, and
 // "args": {"cni": …} from the selection's cni-args) and returns the new
 // conflist bytes.
 func Inject(l *libcni.NetworkConfigList, deviceID string, cniArgs map[string]any) ([]byte, error) {
@@ -128,6 +235,7 @@ func Inject(l *libcni.NetworkConfigList, deviceID string, cniArgs map[string]any
 		}
 		if deviceID != "" {
 			pm["deviceID"] = deviceID
+			pm["pciBusID"] = deviceID
 		}
 		if cniArgs != nil {
 			args, _ := pm["args"].(map[string]any)
@@ -154,21 +262,6 @@ func pluginTypes(l *libcni.NetworkConfigList) string {
 		ts = append(ts, p.Network.Type)
 	}
 	return strings.Join(ts, "+")
-}
-
-func atLeast(v, min string) bool {
-	parse := func(s string) [3]int {
-		var out [3]int
-		fmt.Sscanf(s, "%d.%d.%d", &out[0], &out[1], &out[2])
-		return out
-	}
-	a, b := parse(v), parse(min)
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] > b[i]
-		}
-	}
-	return true
 }
 
 // SortedKeys is a small helper for error messages.

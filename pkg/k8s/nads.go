@@ -28,7 +28,7 @@ func (s nadSource) NAD(ctx context.Context, namespace, name string) (*nadv1.Netw
 	}
 	nad, ok := byName[name]
 	if !ok {
-		return nil, fmt.Errorf("network-attachment-definition %s/%s: %w", namespace, name, plexus.ErrNADNotFound)
+		return nil, fmt.Errorf("%w in the API", plexus.ErrNADNotFound)
 	}
 	return nad.DeepCopy(), nil
 }

@@ -38,8 +38,8 @@ func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, err
 		return nil, err
 	}
 	if ref.UID != "" && string(pod.UID) != ref.UID && !isMirrorPod(pod) {
-		return nil, fmt.Errorf("pod %s: UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
-			ref, pod.UID, ref.UID)
+		return nil, fmt.Errorf("UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
+			pod.UID, ref.UID)
 	}
 	c.mu.Lock()
 	c.nodes[ref.String()] = pod.Spec.NodeName
@@ -64,11 +64,11 @@ func (c *Client) getPodWaiting(ctx context.Context, ref plexus.PodRef) (*corev1.
 			return pod, nil
 		}
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("pod %s: get: %w", ref, err)
+			return nil, fmt.Errorf("get: %w", err)
 		}
 		left := time.Until(waitUntil)
 		if left <= 0 || !sleep(ctx, min(delay, left)) {
-			return nil, fmt.Errorf("pod %s: %w (waited %s)", ref, plexus.ErrPodNotFound, c.opts.PodWait)
+			return nil, fmt.Errorf("%w (waited %s)", plexus.ErrPodNotFound, c.opts.PodWait)
 		}
 		delay = min(2*delay, 500*time.Millisecond)
 	}

@@ -19,6 +19,7 @@ import (
 const (
 	ReasonAttached = "AddedInterface"
 	ReasonFailed   = "AttachFailed"
+	ReasonWarning  = "NetworkWarning"
 )
 
 // maxEventMessage keeps Event messages within what the API accepts.
@@ -65,11 +66,24 @@ func (s statusSink) Failed(ctx context.Context, pod *plexus.Pod, network string,
 	}
 	ctx, cancel := s.c.within(ctx, min(failedBudget, s.c.opts.Budget))
 	defer cancel()
+	// The engine's errors name the network, interface and field already;
+	// the Event is about the pod, so neither is repeated here.
 	msg := err.Error()
-	if network != "" {
+	if network != "" && !strings.Contains(msg, network) {
 		msg = fmt.Sprintf("network %q: %s", network, msg)
 	}
 	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonFailed, msg)
+}
+
+// Warned records one Warning Event with every message: what plexus accepted
+// but did not do as asked. Best effort, like Failed.
+func (s statusSink) Warned(ctx context.Context, pod *plexus.Pod, messages []string) {
+	if pod == nil || len(messages) == 0 {
+		return
+	}
+	ctx, cancel := s.c.within(ctx, min(failedBudget, s.c.opts.Budget))
+	defer cancel()
+	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonWarning, strings.Join(messages, "; "))
 }
 
 // EventErrors returns the errors of Events that could not be recorded.

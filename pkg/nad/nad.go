@@ -67,17 +67,16 @@ func ConfList(raw []byte, fallbackName, fallbackVersion string) (*libcni.Network
 // spec.config, or when that is empty the config in confDir whose network
 // name is the NAD's name.
 func DelegateConf(n *nadv1.NetworkAttachmentDefinition, confDir, fallbackVersion string) (*libcni.NetworkConfigList, error) {
-	where := fmt.Sprintf("network-attachment-definition %s/%s", n.Namespace, n.Name)
 	if strings.TrimSpace(n.Spec.Config) == "" {
 		l, err := ConfByName(confDir, n.Name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: field \"spec.config\" is empty and %v", where, err)
+			return nil, fmt.Errorf("field \"spec.config\" is empty and %v", err)
 		}
 		return l, nil
 	}
 	l, err := ConfList([]byte(n.Spec.Config), n.Name, fallbackVersion)
 	if err != nil {
-		return nil, fmt.Errorf("%s: field \"spec.config\": %v", where, err)
+		return nil, fmt.Errorf("field \"spec.config\": %v", err)
 	}
 	return l, nil
 }
@@ -175,12 +174,12 @@ func (d *DirSource) Lookup(namespace, name string) (*nadv1.NetworkAttachmentDefi
 	}
 	key := namespace + "/" + name
 	if files := d.dups[key]; len(files) > 1 {
-		return nil, fmt.Errorf("network-attachment-definition %s is defined more than once in %s: %s", key, d.Dir, strings.Join(files, ", "))
+		return nil, fmt.Errorf("network-attachment-definition is defined more than once in %s: %s", d.Dir, strings.Join(files, ", "))
 	}
 	if n, ok := d.nads[key]; ok {
 		return n, nil
 	}
-	err := fmt.Errorf("network-attachment-definition %s: %w in %s", key, ErrNotFound, d.Dir)
+	err := fmt.Errorf("%w in %s", ErrNotFound, d.Dir)
 	if len(d.errs) > 0 {
 		return nil, fmt.Errorf("%w (files that did not parse: %v)", err, errors.Join(d.errs...))
 	}

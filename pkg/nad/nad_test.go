@@ -45,7 +45,7 @@ func TestDirSource(t *testing.T) {
 		t.Fatalf("Lookup telco/br: %+v %v", n, err)
 	}
 	_, err = s.Lookup("default", "nope")
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "default/nope") || !strings.Contains(err.Error(), `broken.yaml: document 1: field "apiVersion"`) {
+	if !errors.Is(err, ErrNotFound) || strings.Contains(err.Error(), "default/nope") || !strings.Contains(err.Error(), `broken.yaml: document 1: field "apiVersion"`) {
 		t.Fatalf("missing NAD error: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "dup.yml"), []byte(twoNADs), 0o644)
@@ -85,7 +85,7 @@ func TestDelegateConf(t *testing.T) {
 		t.Fatalf("conf from confDir: %+v %v", l, err)
 	}
 	for cfg, want := range map[string]string{
-		`{"type":`:                    `ns/fromdir: field "spec.config": CNI config is not a JSON object`,
+		`{"type":`:                    `field "spec.config": CNI config is not a JSON object`,
 		`{"name":"x"}`:                `neither "type" nor "plugins"`,
 		`{"name":"x","plugins":[]}`:   `no plugins in list`,
 		`{"name":"x","plugins":[{}]}`: `field "spec.config"`,

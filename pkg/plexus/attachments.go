@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -51,7 +52,7 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 	}
 	if !e.Conf.IsSystemNamespace(pod.Namespace) {
 		for _, name := range e.Conf.DefaultNetworks {
-			ds, err := selection.Parse(name, e.Conf.MultusNamespace)
+			ds, _, err := selection.ParseWithWarnings(name, e.Conf.MultusNamespace, true)
 			if err != nil {
 				return nil, fmt.Errorf("plexus config: key \"defaultNetworks\": %v", err)
 			}
@@ -59,42 +60,37 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 		}
 	}
 	nDefault := len(elems)
-	podElems, err := selection.Parse(pod.Annotations[nadv1.NetworkAttachmentAnnot], pod.Namespace)
+	podElems, warnings, err := selection.ParseWithWarnings(pod.Annotations[nadv1.NetworkAttachmentAnnot], pod.Namespace, strictAnnotations(e.Conf))
 	if err != nil {
 		return nil, fmt.Errorf("annotation %s: %w", nadv1.NetworkAttachmentAnnot, err)
+	}
+	for _, w := range warnings {
+		e.warn("", "", fmt.Sprintf("annotation %s: %s", nadv1.NetworkAttachmentAnnot, w))
 	}
 	elems = append(elems, podElems...)
 
 	for i, el := range elems {
 		name := el.Namespace + "/" + el.Name
-		if i >= nDefault && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
-			return nil, withNetwork(name, fmt.Errorf("network %q: namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", name, pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
-		}
-		n, err := e.NADs.NAD(ctx, el.Namespace, el.Name)
-		if err != nil {
-			return nil, withNetwork(name, fmt.Errorf("network %q: %w", name, err))
-		}
-		l, err := nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
-		if err != nil {
-			return nil, withNetwork(name, err)
-		}
 		ifName := el.InterfaceRequest
 		if ifName == "" {
 			ifName = "net" + strconv.Itoa(extra+i+1)
+		}
+		if i >= nDefault && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
+			return nil, attachErr(name, ifName, fmt.Errorf("namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
+		}
+		n, l, err := e.resolveNAD(ctx, el.Namespace, el.Name)
+		if err != nil {
+			return nil, attachErr(name, ifName, err)
 		}
 		a := cache.Attachment{
 			Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegateArgs(req.Args),
 			ResourceName: n.Annotations[nad.ResourceNameAnnot],
 		}
-		if err := requestCapabilities(&a, el, l); err != nil {
-			return nil, withNetwork(name, fmt.Errorf("network %q (interface %s): %w", name, ifName, err))
+		for _, w := range requestCapabilities(&a, el, l) {
+			e.warn(name, ifName, w)
 		}
 		if el.CNIArgs != nil {
-			b, err := delegate.Inject(l, "", *el.CNIArgs)
-			if err != nil {
-				return nil, withNetwork(name, err)
-			}
-			a.ConfList = b
+			a.CNIArgsConf = *el.CNIArgs
 		}
 		for _, gw := range el.GatewayRequest {
 			a.Gateways = append(a.Gateways, gw.String())
@@ -111,28 +107,14 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 }
 
 // primary resolves the cluster network: the pod's default-network override,
-// the first inline delegate, or clusterNetwork (a NAD in multusNamespace, a
-// file, a directory's first conf, or a conf name in confDir).
+// the first inline delegate, or clusterNetwork, in Multus's order: an
+// absolute path is a file or a directory's first conf (no API request);
+// any other value is a NAD in multusNamespace, else the conf of that name in
+// confDir.
 func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigList, string, error) {
 	if pod != nil {
 		if v := pod.Annotations[DefaultNetworkAnnot]; v != "" {
-			els, err := selection.Parse(v, e.Conf.MultusNamespace)
-			if err != nil || len(els) != 1 {
-				if err == nil {
-					err = fmt.Errorf("want exactly one network, got %d", len(els))
-				}
-				return nil, "", fmt.Errorf("annotation %s: %v", DefaultNetworkAnnot, err)
-			}
-			name := els[0].Namespace + "/" + els[0].Name
-			n, err := e.NADs.NAD(ctx, els[0].Namespace, els[0].Name)
-			if err != nil {
-				return nil, "", withNetwork(name, fmt.Errorf("annotation %s: network %q: %w", DefaultNetworkAnnot, name, err))
-			}
-			l, err := nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
-			if err != nil {
-				return nil, "", withNetwork(name, err)
-			}
-			return l, name, nil
+			return e.defaultNetworkOverride(ctx, pod, v)
 		}
 	}
 	if len(e.Conf.Delegates) > 0 {
@@ -161,69 +143,114 @@ func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigLi
 		}
 		return l, l.Name, nil
 	}
-	// A conf of that name in confDir first: it costs no API request, and it
-	// is what plexus-install and most clusters configure.
+	_, l, err := e.resolveNAD(ctx, e.Conf.MultusNamespace, cn)
+	if err == nil {
+		return l, e.Conf.MultusNamespace + "/" + cn, nil
+	}
+	if !errors.Is(err, ErrNADNotFound) {
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": network %q: %w", e.Conf.MultusNamespace+"/"+cn, err)
+	}
 	l, confErr := nad.ConfByName(e.Conf.ConfDir, cn)
-	if confErr == nil {
-		return l, l.Name, nil
+	if confErr != nil {
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config (%v)", cn, e.Conf.MultusNamespace, confErr)
 	}
-	n, err := e.NADs.NAD(ctx, e.Conf.MultusNamespace, cn)
-	if errors.Is(err, ErrNADNotFound) {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a CNI config (%v) nor a NAD in namespace %q", cn, confErr, e.Conf.MultusNamespace)
+	return l, l.Name, nil
+}
+
+// defaultNetworkOverride resolves the pod's v1.multus-cni.io/default-network
+// annotation: one NAD, by default in multusNamespace (as Multus). The
+// namespaceIsolation rule applies to it as to every other network; NADs in
+// multusNamespace stay allowed, since that is where the override's NADs
+// live by default and tenants do not create NADs there.
+func (e *Engine) defaultNetworkOverride(ctx context.Context, pod *Pod, v string) (*libcni.NetworkConfigList, string, error) {
+	els, _, err := selection.ParseWithWarnings(v, e.Conf.MultusNamespace, true)
+	if err != nil || len(els) != 1 {
+		if err == nil {
+			err = fmt.Errorf("want exactly one network, got %d", len(els))
+		}
+		return nil, "", fmt.Errorf("annotation %s: %v", DefaultNetworkAnnot, err)
 	}
+	el := els[0]
+	name := el.Namespace + "/" + el.Name
+	if el.Namespace != e.Conf.MultusNamespace && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
+		return nil, "", withNetwork(name, fmt.Errorf("network %q: annotation %s: namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", name, DefaultNetworkAnnot, pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
+	}
+	_, l, err := e.resolveNAD(ctx, el.Namespace, el.Name)
 	if err != nil {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %w", err)
+		return nil, "", withNetwork(name, fmt.Errorf("network %q: annotation %s: %w", name, DefaultNetworkAnnot, err))
 	}
-	l, err = nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
+	return l, name, nil
+}
+
+// resolveNAD looks a NAD up and returns its delegate conflist, vetted as
+// tenant input (trust.go); what vetting removed becomes a warning.
+func (e *Engine) resolveNAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, *libcni.NetworkConfigList, error) {
+	n, err := e.NADs.NAD(ctx, namespace, name)
 	if err != nil {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
+		return nil, nil, err
 	}
-	return l, e.Conf.MultusNamespace + "/" + cn, nil
+	l, err := nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, warnings, err := e.vetTenantConf(n, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range warnings {
+		e.warn(namespace+"/"+name, "", w)
+	}
+	return n, l, nil
 }
 
 // requestCapabilities turns a selection element's requests into runtime
-// config, refusing any the delegate does not declare (CNI spec: a runtime
-// must not pass capability args a plugin did not ask for; silently dropping
-// a requested static IP or MAC would be worse).
-func requestCapabilities(a *cache.Attachment, el *nadv1.NetworkSelectionElement, l *libcni.NetworkConfigList) error {
+// config the way Multus does, so that every NAD that works under Multus
+// works here: each request goes into the capability args (libcni hands a key
+// only to plugins that declare it), and "ips" and "mac" also go into the
+// legacy CNI_ARGS IP= and MAC=, which the static IPAM and tuning plugins
+// read. plexus then goes beyond Multus: after the delegate's ADD it checks
+// that the pod got every requested IP and MAC (verifyRequests). Requests it
+// cannot verify and that no plugin declares are reported as warnings.
+func requestCapabilities(a *cache.Attachment, el *nadv1.NetworkSelectionElement, l *libcni.NetworkConfigList) []string {
 	caps := delegate.Capabilities(l)
 	args := map[string]any{}
-	want := func(key, field string, v any) error {
-		if !caps[key] {
-			return fmt.Errorf("field %q requests capability %q, but delegate %q declares none (its capabilities: %v); add \"capabilities\": {%q: true} to a plugin that supports it", field, key, l.Name, delegate.SortedKeys(caps), key)
-		}
+	var warnings []string
+	unverified := func(key, field string, v any) {
 		args[key] = v
-		return nil
+		if !caps[key] {
+			warnings = append(warnings, fmt.Sprintf("field %q: delegate %q declares no capability %q, so no plugin receives it (ignored, as Multus does); add \"capabilities\": {%q: true} to a plugin that supports it", field, l.Name, key, key))
+		}
 	}
 	if len(el.IPRequest) > 0 {
-		if err := want("ips", "ips", el.IPRequest); err != nil {
-			return err
-		}
+		args["ips"] = el.IPRequest
+		a.CNIArgs = append(a.CNIArgs, [2]string{"IP", strings.Join(el.IPRequest, ",")})
+		a.WantIPs = el.IPRequest
 	}
 	if el.MacRequest != "" {
-		if err := want("mac", "mac", el.MacRequest); err != nil {
-			return err
-		}
+		args["mac"] = el.MacRequest
+		a.CNIArgs = append(a.CNIArgs, [2]string{"MAC", el.MacRequest})
+		a.WantMAC = el.MacRequest
 	}
 	if el.InfinibandGUIDRequest != "" {
-		if err := want("infinibandGUID", "infiniband-guid", el.InfinibandGUIDRequest); err != nil {
-			return err
-		}
+		unverified("infinibandGUID", "infiniband-guid", el.InfinibandGUIDRequest)
 	}
 	if len(el.PortMappingsRequest) > 0 {
-		if err := want("portMappings", "portMappings", el.PortMappingsRequest); err != nil {
-			return err
-		}
+		unverified("portMappings", "portMappings", el.PortMappingsRequest)
 	}
 	if el.BandwidthRequest != nil {
-		if err := want("bandwidth", "bandwidth", el.BandwidthRequest); err != nil {
-			return err
+		unverified("bandwidth", "bandwidth", el.BandwidthRequest)
+	}
+	if el.IPAMClaimReference != "" {
+		args["ipam-claim-reference"] = el.IPAMClaimReference
+		args["IPAMClaimReference"] = el.IPAMClaimReference
+		if !caps["ipam-claim-reference"] && !caps["IPAMClaimReference"] {
+			warnings = append(warnings, fmt.Sprintf("field \"ipam-claim-reference\": delegate %q declares no capability \"ipam-claim-reference\", so its IPAM does not receive the claim (ignored, as Multus does)", l.Name))
 		}
 	}
 	if len(args) > 0 {
 		a.CapabilityArgs = args
 	}
-	return nil
+	return warnings
 }
 
 // runtimeCapabilityArgs passes the runtime's own runtimeConfig (port
@@ -282,4 +309,27 @@ func oneGatewayPerFamily(atts []cache.Attachment) error {
 		}
 	}
 	return nil
+}
+
+// attachErr is an error about one attachment: it names the network and the
+// interface once, in that order, before what went wrong.
+func attachErr(network, ifName string, err error) error {
+	return withNetwork(network, fmt.Errorf("network %q (interface %s): %w", network, ifName, err))
+}
+
+// warn records a warning about the pod's networks; ADD reports them all in
+// one Warning event and the log.
+func (e *Engine) warn(network, ifName, msg string) {
+	switch {
+	case network != "" && ifName != "":
+		msg = fmt.Sprintf("network %q (interface %s): %s", network, ifName, msg)
+	case network != "":
+		msg = fmt.Sprintf("network %q: %s", network, msg)
+	}
+	for _, w := range e.warnings {
+		if w == msg {
+			return
+		}
+	}
+	e.warnings = append(e.warnings, msg)
 }

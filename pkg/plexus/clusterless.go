@@ -43,7 +43,7 @@ func (d DirNADs) NAD(_ context.Context, namespace, name string) (*nadv1.NetworkA
 type notFound struct{ key string }
 
 func (n *notFound) Error() string {
-	return "network-attachment-definition " + n.key + ": not found (no \"networksDir\" configured)"
+	return "network-attachment-definition not found (no \"networksDir\" configured)"
 }
 func (n *notFound) Unwrap() error { return ErrNADNotFound }
 
@@ -59,4 +59,10 @@ func (f FileStatus) Attached(_ context.Context, _ *Pod, containerID string, st [
 
 func (f FileStatus) Failed(_ context.Context, pod *Pod, network string, err error) {
 	f.Log.Warn("ADD failed", "network", network, "err", err)
+}
+
+func (f FileStatus) Warned(_ context.Context, pod *Pod, messages []string) {
+	for _, m := range messages {
+		f.Log.Warn(m)
+	}
 }

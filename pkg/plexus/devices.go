@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/cache"
-	"github.com/plexus-cni/plexus/pkg/delegate"
 )
 
 // DefaultDeviceInfoDir is the device-info spec's base directory: device
@@ -53,15 +51,8 @@ func (e *Engine) assignDevices(ctx context.Context, pod *Pod, req *Request, atts
 		}
 		for k, i := range idxs {
 			a := &atts[i]
-			l, err := libcni.NetworkConfFromBytes(a.ConfList)
-			if err != nil {
-				return withNetwork(a.Network, err)
-			}
-			b, err := delegate.Inject(l, ids[k], nil)
-			if err != nil {
-				return withNetwork(a.Network, err)
-			}
-			a.ConfList = b
+			// The runner sets deviceID and pciBusID in every plugin of
+			// the conflist (as Multus) when it runs the delegate.
 			a.DeviceID = ids[k]
 			a.DeviceInfoFile = filepath.Join(e.deviceInfoDir(), "cni",
 				strings.ReplaceAll(fmt.Sprintf("%s-%s-%s-device.json", a.Network, req.ContainerID, a.IfName), "/", "-"))
@@ -125,10 +116,10 @@ func (e *Engine) loadDeviceInfo(a *cache.Attachment) *nadv1.DeviceInfo {
 	return di
 }
 
-func (e *Engine) removeDeviceInfo(entry *cache.Entry) {
-	for _, a := range entry.Attachments {
-		if a.DeviceInfoFile != "" {
-			_ = os.Remove(a.DeviceInfoFile)
-		}
+// removeDeviceInfo removes the device-info file plexus made for an
+// attachment, once its delegate's DEL succeeded.
+func (e *Engine) removeDeviceInfo(a *cache.Attachment) {
+	if a.DeviceInfoFile != "" {
+		_ = os.Remove(a.DeviceInfoFile)
 	}
 }

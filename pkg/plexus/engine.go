@@ -10,14 +10,21 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/nad"
+	"github.com/plexus-cni/plexus/pkg/selection"
 	"github.com/plexus-cni/plexus/pkg/status"
 )
 
@@ -33,7 +40,22 @@ type Engine struct {
 	Log     *slog.Logger
 	// DeviceInfoDir is the base of device-info files (dp/ and cni/ below it).
 	DeviceInfoDir string
+	// LocalNADs serves NADs without the API (clusterless mode's directory),
+	// for STATUS; nil in Kubernetes mode.
+	LocalNADs NADSource
+	// LockTimeout bounds the wait for another operation on the same pod
+	// (cache.DefaultLockTimeout when 0).
+	LockTimeout time.Duration
+
+	// warnings about the pod's networks, reported once at the end of ADD.
+	warnings []string
 }
+
+// MaxDelAttempts is how many times DEL of a container fails before plexus
+// gives up on what it could not delete: it then succeeds, so the runtime
+// can remove the sandbox, and names the leaked resources in the log, a
+// Warning event and a record under cniDir/leaked/.
+const MaxDelAttempts = 3
 
 // Request is one CNI invocation.
 type Request struct {
@@ -55,9 +77,9 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 	if err := e.waitReadiness(ctx); err != nil {
 		return nil, err
 	}
-	unlock, err := e.Cache.LockPod(lockKey(req))
+	unlock, err := e.Cache.LockPod(lockKey(req), e.LockTimeout)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
 	defer unlock()
 
@@ -67,22 +89,24 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 		return nil, fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
 	steps.mark("pod")
-	fail := func(network string, err error) (types.Result, error) {
-		err = fmt.Errorf("pod %s: %w", req.Pod, err)
-		e.Status.Failed(ctx, pod, network, err)
-		return nil, err
+	// fail reports err (which names the network, the interface and the
+	// field, not the pod) in a Warning event on the pod, and returns it
+	// prefixed with the pod for the runtime.
+	fail := func(err error) (types.Result, error) {
+		e.Status.Failed(ctx, pod, networkOf(err), err)
+		return nil, fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
 	atts, err := e.attachments(ctx, pod, req)
 	if err != nil {
-		return fail(networkOf(err), err)
+		return fail(err)
 	}
 	steps.mark("attachments")
 	if err := e.assignDevices(ctx, pod, req, atts); err != nil {
-		return fail(networkOf(err), err)
+		return fail(err)
 	}
 	steps.mark("devices")
 	if err := checkInterfacesFree(req.NetNS, atts); err != nil {
-		return fail(networkOf(err), err)
+		return fail(err)
 	}
 	steps.mark("ifnames")
 	entry := &cache.Entry{
@@ -91,17 +115,26 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 		Attachments: atts,
 	}
 	if err := e.Cache.Save(entry); err != nil {
-		return fail("", fmt.Errorf("writing cache: %v", err))
+		return fail(fmt.Errorf("writing cache: %v", err))
 	}
 	steps.mark("cache")
 	results, err := e.runDelegates(ctx, entry)
 	if err != nil {
-		return fail(networkOf(err), err)
+		return fail(err)
 	}
 	steps.mark("delegates")
+	if err := verifyRequests(entry); err != nil {
+		e.rollback(ctx, entry, len(entry.Attachments))
+		return fail(err)
+	}
 	if err := applyDefaultRoutes(entry); err != nil {
 		e.rollback(ctx, entry, len(entry.Attachments))
-		return fail(networkOf(err), err)
+		return fail(err)
+	}
+	out, err := results[0].GetAsVersion(e.Conf.CNIVersion)
+	if err != nil {
+		e.rollback(ctx, entry, len(entry.Attachments))
+		return fail(withNetwork(entry.Attachments[0].Network, fmt.Errorf("network %q: converting the primary's result to cniVersion %s: %v", entry.Attachments[0].Network, e.Conf.CNIVersion, err)))
 	}
 	statuses, err := e.networkStatus(entry, results)
 	if err == nil {
@@ -110,11 +143,17 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 	if err != nil {
 		// The interfaces are up, but the pod would not learn of them: undo.
 		e.rollback(ctx, entry, len(entry.Attachments))
-		return fail("", fmt.Errorf("publishing network-status: %w", err))
+		return fail(fmt.Errorf("publishing network-status: %w", err))
 	}
 	steps.mark("status")
+	if len(e.warnings) > 0 {
+		for _, w := range e.warnings {
+			e.Log.Warn(w)
+		}
+		e.Status.Warned(ctx, pod, e.warnings)
+	}
 	e.Log.Info("attached", "interfaces", len(atts))
-	return results[0].GetAsVersion(e.Conf.CNIVersion)
+	return out, nil
 }
 
 // runDelegates runs each attachment's ADD in order and records its result in
@@ -149,15 +188,28 @@ func (e *Engine) runDelegates(ctx context.Context, entry *cache.Entry) ([]types.
 }
 
 // rollback DELs attachments [0, n) in reverse order and removes the cache
-// entry and device-info files.
+// entry and device-info files. When a DEL fails, the entry stays, marked
+// incomplete, so that the runtime's DEL (or a GC) finishes the job.
 func (e *Engine) rollback(ctx context.Context, entry *cache.Entry, n int) {
+	var failed []string
 	for i := n - 1; i >= 0; i-- {
 		a := &entry.Attachments[i]
 		if err := e.Runner.Del(ctx, entry, a); err != nil {
 			e.Log.Warn("rollback: DEL failed", "network", a.Network, "interface", a.IfName, "err", err)
+			failed = append(failed, err.Error())
+			continue
 		}
+		e.removeDeviceInfo(a)
+		a.Added = false
 	}
-	e.removeDeviceInfo(entry)
+	if len(failed) > 0 {
+		entry.Incomplete = true
+		entry.LastDelError = strings.Join(failed, "; ")
+		if err := e.Cache.Save(entry); err != nil {
+			e.Log.Warn("rollback: recording what is left", "err", err)
+		}
+		return
+	}
 	if err := e.Cache.Remove(entry.ContainerID); err != nil {
 		e.Log.Warn("rollback: removing cache entry", "err", err)
 	}
@@ -167,15 +219,21 @@ func (e *Engine) rollback(ctx context.Context, entry *cache.Entry, n int) {
 // API; without a cache entry it rebuilds the attachment list as ADD would,
 // when it can, and DELs that; when there is nothing left it succeeds.
 func (e *Engine) Del(ctx context.Context, req *Request) error {
-	unlock, err := e.Cache.LockPod(lockKey(req))
+	unlock, err := e.Cache.LockPod(lockKey(req), e.LockTimeout)
 	if err != nil {
-		return err
+		return fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
 	defer unlock()
+	return e.del(ctx, req)
+}
+
+// del is Del under the pod's lock.
+func (e *Engine) del(ctx context.Context, req *Request) error {
 	entry, err := e.Cache.Load(req.ContainerID)
 	if err != nil {
 		e.Log.Warn("cache entry unreadable; rebuilding from the pod", "err", err)
 	}
+	cached := entry != nil
 	if entry == nil {
 		entry = e.rebuild(ctx, req)
 		if entry == nil {
@@ -197,17 +255,48 @@ func (e *Engine) Del(ctx context.Context, req *Request) error {
 		a := &entry.Attachments[i]
 		if err := e.Runner.Del(ctx, entry, a); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		e.removeDeviceInfo(a)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("pod %s: DEL: %w", req.Pod, errors.Join(errs...))
+		err := errors.Join(errs...)
+		if !cached {
+			return fmt.Errorf("pod %s: DEL: %w", req.Pod, err)
+		}
+		entry.DelAttempts++
+		entry.LastDelError = err.Error()
+		entry.Incomplete = true
+		if entry.DelAttempts < MaxDelAttempts {
+			if serr := e.Cache.Save(entry); serr != nil {
+				e.Log.Warn("recording the failed DEL", "err", serr)
+			}
+			return fmt.Errorf("pod %s: DEL (attempt %d of %d): %w", req.Pod, entry.DelAttempts, MaxDelAttempts, err)
+		}
+		e.giveUp(ctx, entry, err)
 	}
-	e.removeDeviceInfo(entry)
 	if err := e.Cache.Remove(req.ContainerID); err != nil {
 		return fmt.Errorf("pod %s: removing cache entry: %v", req.Pod, err)
 	}
 	e.Log.Info("detached", "interfaces", len(entry.Attachments))
 	return nil
+}
+
+// giveUp ends a DEL that failed MaxDelAttempts times: what could not be
+// deleted is named in the log, in a Warning event on the pod and in a record
+// under cniDir/leaked/, and DEL succeeds so the sandbox can go.
+func (e *Engine) giveUp(ctx context.Context, entry *cache.Entry, err error) {
+	msg := fmt.Sprintf("DEL failed %d times; giving up so the sandbox can be removed; possibly leaked: %v", entry.DelAttempts, err)
+	e.Log.Error(msg, "leaked", true)
+	if b, merr := json.MarshalIndent(entry, "", "  "); merr == nil {
+		path := filepath.Join(e.Cache.Dir, "leaked", entry.ContainerID+".json")
+		if werr := atomicfile.WriteFile(path, b, 0o600); werr != nil {
+			e.Log.Warn("recording the leak", "path", path, "err", werr)
+		}
+	}
+	if entry.PodName != "" {
+		e.Status.Warned(ctx, &Pod{Namespace: entry.PodNamespace, Name: entry.PodName, UID: entry.PodUID}, []string{msg})
+	}
 }
 
 // rebuild reconstructs the attachments of a container that has no cache
@@ -231,9 +320,9 @@ func (e *Engine) rebuild(ctx context.Context, req *Request) *cache.Entry {
 
 // Check runs every delegate's CHECK with its cached result.
 func (e *Engine) Check(ctx context.Context, req *Request) error {
-	unlock, err := e.Cache.LockPod(lockKey(req))
+	unlock, err := e.Cache.LockPod(lockKey(req), e.LockTimeout)
 	if err != nil {
-		return err
+		return fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
 	defer unlock()
 	entry, err := e.Cache.Load(req.ContainerID)
@@ -256,8 +345,18 @@ func (e *Engine) Check(ctx context.Context, req *Request) error {
 }
 
 // GC removes the state of every container not in valid, and lets each known
-// delegate collect what is not in use any more.
+// delegate collect what is not in use any more. It holds the GC lock, so no
+// ADD or DEL runs meanwhile. It never frees a live container's state: an
+// entry of a valid container is kept even when it cannot be read, and then
+// no delegate GC runs at all (plexus could not tell the delegates what that
+// container holds). Each delegate's GC gets the NAD's conflist as resolved,
+// without any one pod's device ID or cni-args.
 func (e *Engine) GC(ctx context.Context, valid []types.GCAttachment) error {
+	unlock, err := e.Cache.LockGC(e.LockTimeout)
+	if err != nil {
+		return fmt.Errorf("GC: %w", err)
+	}
+	defer unlock()
 	keep := map[string]bool{}
 	for _, v := range valid {
 		keep[v.ContainerID] = true
@@ -266,42 +365,34 @@ func (e *Engine) GC(ctx context.Context, valid []types.GCAttachment) error {
 	if err != nil {
 		return err
 	}
-	type delegateGC struct {
-		conf  []byte
-		valid []types.GCAttachment
-	}
-	lists := map[string]*delegateGC{}
+	lists := newGCLists()
+	unknownValid := false
 	var errs []error
 	for _, id := range ids {
 		entry, err := e.Cache.Load(id)
 		if err != nil || entry == nil {
-			e.Log.Warn("GC: dropping unreadable cache entry", "container", id, "err", err)
+			if keep[id] {
+				e.Log.Warn("GC: keeping the unreadable cache entry of a valid container; skipping delegate GC", "container", id, "err", err)
+				unknownValid = true
+				continue
+			}
+			e.Log.Warn("GC: dropping unreadable cache entry of a container that is gone", "container", id, "err", err)
 			_ = e.Cache.Remove(id)
 			continue
 		}
-		for _, a := range entry.Attachments {
-			l, err := delegate.List(&a)
-			if err != nil {
-				continue
-			}
-			d := lists[l.Name]
-			if d == nil {
-				d = &delegateGC{conf: a.ConfList}
-				lists[l.Name] = d
-			}
-			if keep[id] {
-				d.valid = append(d.valid, types.GCAttachment{ContainerID: id, IfName: a.IfName})
-			}
-		}
+		lists.add(entry, keep[id])
 		if keep[id] {
 			continue
 		}
-		req := &Request{ContainerID: id, NetNS: entry.NetNS, Pod: PodRef{Namespace: entry.PodNamespace, Name: entry.PodName}}
-		if err := e.Del(ctx, req); err != nil {
+		if err := e.gcContainer(ctx, entry); err != nil {
 			errs = append(errs, fmt.Errorf("GC of container %s: %w", id, err))
 		}
 	}
-	for name, d := range lists {
+	if unknownValid {
+		return errors.Join(errs...)
+	}
+	for _, name := range lists.order {
+		d := lists.byName[name]
 		l, err := delegate.List(&cache.Attachment{Network: name, ConfList: d.conf})
 		if err != nil {
 			continue
@@ -313,19 +404,114 @@ func (e *Engine) GC(ctx context.Context, valid []types.GCAttachment) error {
 	return errors.Join(errs...)
 }
 
-// Status reports whether plexus is ready: the readiness indicator file (when
-// configured) exists and the primary network's plugins report ready.
+// gcContainer DELs a container the runtime no longer lists.
+func (e *Engine) gcContainer(ctx context.Context, entry *cache.Entry) error {
+	req := &Request{ContainerID: entry.ContainerID, NetNS: entry.NetNS, Pod: PodRef{Namespace: entry.PodNamespace, Name: entry.PodName}}
+	unlock, err := e.Cache.LockPodInGC(lockKey(req), e.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return e.del(ctx, req)
+}
+
+// gcLists collects, per delegate network, one conflist and the attachments
+// still valid for it.
+type gcLists struct {
+	order  []string
+	byName map[string]*gcList
+}
+
+type gcList struct {
+	conf  []byte
+	valid []types.GCAttachment
+}
+
+func newGCLists() *gcLists { return &gcLists{byName: map[string]*gcList{}} }
+
+func (g *gcLists) add(entry *cache.Entry, valid bool) {
+	for _, a := range entry.Attachments {
+		l, err := delegate.List(&a)
+		if err != nil {
+			continue
+		}
+		d := g.byName[l.Name]
+		if d == nil {
+			d = &gcList{conf: a.ConfList}
+			g.byName[l.Name] = d
+			g.order = append(g.order, l.Name)
+		}
+		if valid {
+			d.valid = append(d.valid, types.GCAttachment{ContainerID: entry.ContainerID, IfName: a.IfName})
+		}
+	}
+}
+
+// StatusCheck reports whether plexus is ready (CNI 1.1 STATUS): the
+// readiness indicator file (when configured) exists, and every network that
+// every pod needs reports ready: the primary, the other inline delegates
+// and the defaultNetworks. It makes no API request: NADs are read only
+// from LocalNADs (clusterless mode's directory), and a defaultNetwork that
+// is not local is checked through the conf of that name in confDir, or
+// skipped when there is none.
 func (e *Engine) StatusCheck(ctx context.Context) error {
 	if f := e.Conf.ReadinessIndicatorFile; f != "" {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("readiness indicator file %s: %v", f, err)
 		}
 	}
-	l, _, err := e.primary(ctx, nil)
+	local := *e
+	local.NADs = e.LocalNADs
+	if local.NADs == nil {
+		local.NADs = noNADs{}
+	}
+	l, name, err := local.primary(ctx, nil)
 	if err != nil {
 		return err
 	}
-	return e.Runner.Status(ctx, l)
+	lists := []*libcni.NetworkConfigList{l}
+	names := []string{name}
+	for i := 1; i < len(e.Conf.Delegates); i++ {
+		l, err := nad.ConfList(e.Conf.Delegates[i], "delegate-"+strconv.Itoa(i), e.Conf.CNIVersion)
+		if err != nil {
+			return fmt.Errorf("plexus config: key \"delegates\"[%d]: %v", i, err)
+		}
+		lists, names = append(lists, l), append(names, l.Name)
+	}
+	for _, dn := range e.Conf.DefaultNetworks {
+		els, _, err := selection.ParseWithWarnings(dn, e.Conf.MultusNamespace, true)
+		if err != nil {
+			return fmt.Errorf("plexus config: key \"defaultNetworks\": %v", err)
+		}
+		for _, el := range els {
+			_, l, err := local.resolveNAD(ctx, el.Namespace, el.Name)
+			if errors.Is(err, ErrNADNotFound) {
+				l, err = nad.ConfByName(e.Conf.ConfDir, el.Name)
+				if err != nil {
+					e.Log.Debug("STATUS: defaultNetwork not checkable without the API", "network", el.Namespace+"/"+el.Name)
+					continue
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("network %q: %w", el.Namespace+"/"+el.Name, err)
+			}
+			lists, names = append(lists, l), append(names, el.Namespace+"/"+el.Name)
+		}
+	}
+	var errs []error
+	for i, l := range lists {
+		if err := e.Runner.Status(ctx, l); err != nil {
+			errs = append(errs, fmt.Errorf("network %q: %w", names[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// noNADs is the NAD source of STATUS in Kubernetes mode: no API requests.
+type noNADs struct{}
+
+func (noNADs) NAD(_ context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	return nil, fmt.Errorf("%s/%s: %w", namespace, name, ErrNADNotFound)
 }
 
 func (e *Engine) waitReadiness(ctx context.Context) error {

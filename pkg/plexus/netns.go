@@ -75,3 +75,58 @@ func isDefault(n *net.IPNet) bool {
 	ones, _ := n.Mask.Size()
 	return ones == 0
 }
+
+// verifyRequests checks, in the pod's network namespace, that every
+// interface got the IPs and MAC its selection asked for. Multus passes the
+// requests on and hopes; a delegate that declares no "ips" or "mac"
+// capability and does not read CNI_ARGS IP=/MAC= would silently ignore them,
+// so plexus fails the ADD instead, naming the capability to declare.
+func verifyRequests(entry *cache.Entry) error {
+	var want []*cache.Attachment
+	for i := range entry.Attachments {
+		if a := &entry.Attachments[i]; len(a.WantIPs) > 0 || a.WantMAC != "" {
+			want = append(want, a)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	return ns.WithNetNSPath(entry.NetNS, func(ns.NetNS) error {
+		for _, a := range want {
+			link, err := netlink.LinkByName(a.IfName)
+			if err != nil {
+				return attachErr(a.Network, a.IfName, fmt.Errorf("checking requested ips/mac: %v", err))
+			}
+			if a.WantMAC != "" {
+				got := link.Attrs().HardwareAddr.String()
+				if mac, err := net.ParseMAC(a.WantMAC); err != nil || got != mac.String() {
+					return attachErr(a.Network, a.IfName, fmt.Errorf("field \"mac\": requested %s but the interface has %s; declare \"capabilities\": {\"mac\": true} in a plugin that sets it (e.g. tuning)", a.WantMAC, got))
+				}
+			}
+			if len(a.WantIPs) == 0 {
+				continue
+			}
+			addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+			if err != nil {
+				return attachErr(a.Network, a.IfName, fmt.Errorf("checking requested ips: %v", err))
+			}
+			for _, w := range a.WantIPs {
+				ip := net.ParseIP(w)
+				if ip == nil {
+					ip, _, _ = net.ParseCIDR(w)
+				}
+				found := false
+				for _, ad := range addrs {
+					if ad.IP.Equal(ip) {
+						found = true
+						break
+					}
+				}
+				if !found {
+					return attachErr(a.Network, a.IfName, fmt.Errorf("field \"ips\": requested %s but the interface does not have it; declare \"capabilities\": {\"ips\": true} in an IPAM-using plugin (e.g. with \"ipam\": {\"type\": \"static\"})", w))
+				}
+			}
+		}
+		return nil
+	})
+}

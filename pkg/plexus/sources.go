@@ -47,6 +47,9 @@ type NADSource interface {
 type StatusSink interface {
 	Attached(ctx context.Context, pod *Pod, containerID string, status []nadv1.NetworkStatus) error
 	Failed(ctx context.Context, pod *Pod, network string, err error)
+	// Warned reports what plexus accepted but did not do as asked (one
+	// Warning event for all the messages). Best effort.
+	Warned(ctx context.Context, pod *Pod, messages []string)
 }
 
 // DeviceSource tells which devices of an extended resource (e.g. SR-IOV VFs)

@@ -1,0 +1,139 @@
+package plexus
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/nad"
+)
+
+// A NAD's spec.config is tenant input (DESIGN.md, "Trust model"): whoever
+// may create a NAD in a namespace is not the node's administrator. Before
+// libcni sees a tenant conflist, vetTenantConf
+//   - refuses a meta-plugin (plexus, Multus) in any plugin: no recursion;
+//   - refuses plugin types the delegatePolicy does not allow there;
+//   - removes the keys the runtime owns (runtimeConfig, prevResult, cni.dev/*)
+//     from the conflist and every plugin, with a warning naming the field:
+//     Multus passes them on, so a NAD that carries them harmlessly keeps
+//     working, but they never reach a plugin from a tenant;
+//   - for a NAD with a resourceName, removes deviceID/pciBusID (plexus
+//     injects the device kubelet allocated); without one, refuses a
+//     hard-coded deviceID/pciBusID of a device that a device-plugin pool on
+//     this node owns (a host-device NAD naming any other device works).
+
+// runtimeOwned reports whether a config key is set by the runtime (plexus,
+// for its delegates) and so never taken from a NAD.
+func runtimeOwned(key string) bool {
+	return key == "runtimeConfig" || key == "prevResult" || strings.HasPrefix(key, "cni.dev/")
+}
+
+// metaPlugins are the plugin types a NAD may not name.
+var metaPlugins = map[string]bool{"plexus": true, "multus": true, "multus-shim": true}
+
+// vetTenantConf returns the conflist to run for a NAD, and warnings about
+// what it removed.
+func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.NetworkConfigList) (*libcni.NetworkConfigList, []string, error) {
+	for _, p := range l.Plugins {
+		t := p.Network.Type
+		if metaPlugins[t] {
+			return nil, nil, fmt.Errorf("field \"type\": plugin type %q is a meta-plugin; a network may not nest plexus or Multus", t)
+		}
+		if err := typeAllowed(e.Conf, n.Namespace, t); err != nil {
+			return nil, nil, err
+		}
+	}
+	var top map[string]any
+	if err := json.Unmarshal(l.Bytes, &top); err != nil {
+		return nil, nil, fmt.Errorf("field \"spec.config\": %v", err)
+	}
+	var warnings []string
+	removed := map[string]bool{}
+	strip := func(m map[string]any) {
+		for k := range m {
+			if runtimeOwned(k) {
+				delete(m, k)
+				removed[k] = true
+			}
+		}
+	}
+	strip(top)
+	plugins, _ := top["plugins"].([]any)
+	hasResource := n.Annotations[nad.ResourceNameAnnot] != ""
+	for _, p := range plugins {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		strip(pm)
+		for _, key := range []string{"deviceID", "pciBusID"} {
+			v, ok := pm[key]
+			if !ok {
+				continue
+			}
+			if hasResource {
+				delete(pm, key)
+				removed[key] = true
+				continue
+			}
+			dev, _ := v.(string)
+			if res := e.poolOf(dev); res != "" {
+				return nil, nil, fmt.Errorf("field %q: device %s belongs to device-plugin resource %q; request it with the NAD annotation %s instead of naming it", key, dev, res, nad.ResourceNameAnnot)
+			}
+		}
+	}
+	if len(removed) == 0 {
+		return l, nil, nil
+	}
+	keys := make([]string, 0, len(removed))
+	for k := range removed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		why := "is set by the runtime"
+		if k == "deviceID" || k == "pciBusID" {
+			why = "is set by plexus from the device kubelet allocated"
+		}
+		warnings = append(warnings, fmt.Sprintf("field %q in spec.config %s: ignored", k, why))
+	}
+	b, err := json.Marshal(top)
+	if err != nil {
+		return nil, nil, err
+	}
+	clean, err := libcni.NetworkConfFromBytes(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("field \"spec.config\": %v", err)
+	}
+	return clean, warnings, nil
+}
+
+// poolOf returns the device-plugin resource that owns a device (a PCI
+// address), from the device-info files device plugins write under
+// deviceInfoDir/dp/ (named <resource>-<device>-device.json, holding the PCI
+// address); "" when no pool on this node owns it.
+func (e *Engine) poolOf(device string) string {
+	if device == "" {
+		return ""
+	}
+	files, _ := filepath.Glob(filepath.Join(e.deviceInfoDir(), "dp", "*-device.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var di nadv1.DeviceInfo
+		if json.Unmarshal(b, &di) != nil || di.Pci == nil || di.Pci.PciAddress != device {
+			continue
+		}
+		base := strings.TrimSuffix(filepath.Base(f), "-device.json")
+		return strings.TrimSuffix(base, "-"+strings.ReplaceAll(device, "/", "-"))
+	}
+	return ""
+}

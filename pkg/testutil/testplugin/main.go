@@ -1,0 +1,101 @@
+// Command testplugin is a CNI plugin for plexus's tests that misbehaves on
+// request, standing in for third-party plugins that fail or ignore input.
+// Its config keys (besides the CNI ones):
+//
+//	"delegate":  run this real plugin (found in CNI_PATH) for the command
+//	"stripArgs": CNI_ARGS keys removed before the delegate runs (a plugin
+//	             that does not read legacy IP=/MAC=)
+//	"failAdd":   ADD fails
+//	"failDel":   DEL fails
+//
+// Without a delegate, ADD returns prevResult (or an empty result), as a
+// chained plugin that changes nothing.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+)
+
+type conf struct {
+	types.NetConf
+	Delegate  string   `json:"delegate"`
+	StripArgs []string `json:"stripArgs"`
+	FailAdd   bool     `json:"failAdd"`
+	FailDel   bool     `json:"failDel"`
+}
+
+func load(b []byte) (*conf, error) {
+	c := &conf{}
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, err
+	}
+	if len(c.StripArgs) > 0 {
+		var keep []string
+		for _, kv := range strings.Split(os.Getenv("CNI_ARGS"), ";") {
+			k, _, _ := strings.Cut(kv, "=")
+			strip := false
+			for _, s := range c.StripArgs {
+				strip = strip || s == k
+			}
+			if !strip && kv != "" {
+				keep = append(keep, kv)
+			}
+		}
+		os.Setenv("CNI_ARGS", strings.Join(keep, ";"))
+	}
+	return c, nil
+}
+
+func add(args *skel.CmdArgs) error {
+	c, err := load(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if c.FailAdd {
+		return fmt.Errorf("testplugin: ADD fails as configured")
+	}
+	if c.Delegate != "" {
+		res, err := invoke.DelegateAdd(context.Background(), c.Delegate, args.StdinData, nil)
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(res, c.CNIVersion)
+	}
+	if c.RawPrevResult != nil {
+		if err := version.ParsePrevResult(&c.NetConf); err != nil {
+			return err
+		}
+		return types.PrintResult(c.PrevResult, c.CNIVersion)
+	}
+	return types.PrintResult(&current.Result{CNIVersion: current.ImplementedSpecVersion}, c.CNIVersion)
+}
+
+func del(args *skel.CmdArgs) error {
+	c, err := load(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if c.FailDel {
+		return fmt.Errorf("testplugin: DEL fails as configured")
+	}
+	if c.Delegate != "" {
+		return invoke.DelegateDel(context.Background(), c.Delegate, args.StdinData, nil)
+	}
+	return nil
+}
+
+func ok(*skel.CmdArgs) error { return nil }
+
+func main() {
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: add, Del: del, Check: ok, GC: ok, Status: ok}, version.All, "plexus testplugin")
+}
