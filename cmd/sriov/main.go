@@ -3,4 +3,4 @@ package main
 
 import "github.com/plexus-cni/plexus/pkg/sriov/cni"
 
-func main() { cni.Main() }
+func main() { cni.Run(cni.New()) }

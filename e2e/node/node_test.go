@@ -32,6 +32,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 	"github.com/plexus-cni/plexus/pkg/testutil"
 	"github.com/plexus-cni/plexus/pkg/testutil/fakesysfs"
+	"github.com/plexus-cni/plexus/pkg/testutil/sriovseams"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m) }
@@ -94,7 +95,8 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 	}
 	// The node's SR-IOV "hardware": a fake sysfs tree and a recording PF.
 	// containerd inherits this process's environment and passes it to
-	// plexus, which passes it to sriov: the test hooks reach the plugin.
+	// plexus, which passes it to sriov — the test binary with seams
+	// (pkg/testutil/sriovseams): the seams reach the plugin.
 	tree, err := fakesysfs.NewAt(filepath.Join(baseDir, "sysfs"))
 	if err != nil {
 		return nil, err
@@ -103,11 +105,13 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 	if err := os.WriteFile(w.pfFile, nil, 0o644); err != nil {
 		return nil, err
 	}
-	os.Setenv("PLEXUS_SYSFS_ROOT", tree.Root)
-	os.Setenv("PLEXUS_SRIOV_FAKE_PF", w.pfFile)
+	for _, kv := range (sriovseams.Seams{SysfsRoot: tree.Root, FakePF: w.pfFile, DeviceInfoDir: w.devinfo}).Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
 	// The node's CNI bin dir: plexus, sriov, the test recorder and the reference plugins.
 	for name, src := range map[string]string{
-		"sriov":        testutil.BuildBinary(t, "sriov"),
+		"sriov":        testutil.SriovTestBinary(t),
 		"plexus":       testutil.BuildBinary(t, "plexus"),
 		"cni-recorder": testutil.BuildPackage(t, "cni-recorder", "./e2e/cmd/cni-recorder"),
 	} {

@@ -85,6 +85,7 @@ var (
 	buildMu   sync.Mutex
 	buildDir  string
 	buildDone = map[string]string{}
+	buildSrc  = map[string]string{} // name -> package and tags it was built from
 )
 
 // BuildBinary builds ./cmd/<name> from the current source into a temporary
@@ -98,9 +99,21 @@ func BuildBinary(t testing.TB, name string) string {
 // repository root) as name, once per test process.
 func BuildPackage(t testing.TB, name, pkg string) string {
 	t.Helper()
+	return BuildPackageTags(t, name, pkg, "")
+}
+
+// BuildPackageTags is BuildPackage with build tags (comma-separated). One
+// name is one binary per process: asking for it from another package or
+// with other tags fails the test.
+func BuildPackageTags(t testing.TB, name, pkg, tags string) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
+	src := pkg + " tags=" + tags
 	if p, ok := buildDone[name]; ok {
+		if buildSrc[name] != src {
+			t.Fatalf("binary %s already built from %s, now asked from %s", name, buildSrc[name], src)
+		}
 		return p
 	}
 	if buildDir == "" {
@@ -119,12 +132,12 @@ func BuildPackage(t testing.TB, name, pkg string) string {
 		}
 	}
 	p := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", p, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", tags, "-o", p, pkg)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
-	buildDone[name] = p
+	buildDone[name], buildSrc[name] = p, src
 	return p
 }

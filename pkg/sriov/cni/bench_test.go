@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/testutil"
+	"github.com/plexus-cni/plexus/pkg/testutil/sriovseams"
 )
 
 // BenchmarkAddDel measures one ADD+DEL of a veth stand-in VF (PF recorder,
@@ -26,14 +27,14 @@ func BenchmarkAddDel(b *testing.B) {
 					f.dataDir, vf.Addr))
 			}
 			var move, rename time.Duration
-			f.p.observe = func(step string, d time.Duration) {
+			f.p.hooks = testHooks{observe: func(step string, d time.Duration) {
 				switch step {
 				case "move":
 					move += d
 				case "rename":
 					rename += d
 				}
-			}
+			}}
 			a := args(podNS, "bench", "net1", conf)
 			b.ResetTimer()
 			start := time.Now()
@@ -58,12 +59,12 @@ func BenchmarkAddDel(b *testing.B) {
 // exec'd twice per op, with host-local IPAM and the file-backed fake PF.
 func BenchmarkBinaryAddDel(b *testing.B) {
 	f := newFixture(b, 1, "")
-	bin := sriovBinary(b)
+	bin := testutil.SriovTestBinary(b)
 	fakePF := filepath.Join(b.TempDir(), "pf.jsonl")
 	if err := os.WriteFile(fakePF, nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	rt := runtimeCall{bin: bin, sysfsRoot: f.tree.Root, fakePF: fakePF}
+	rt := runtimeCall{bin: bin, env: sriovseams.Seams{SysfsRoot: f.tree.Root, FakePF: fakePF}.Env()}
 	podNS := testutil.NewNS(b)
 	conf := f.conf("1.0.0", f.vfs[0].Addr, `"vlan":100,"mac":"02:aa:bb:cc:dd:01"`)
 	b.ResetTimer()

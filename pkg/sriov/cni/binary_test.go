@@ -17,6 +17,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 	"github.com/plexus-cni/plexus/pkg/testutil"
+	"github.com/plexus-cni/plexus/pkg/testutil/sriovseams"
 )
 
 var (
@@ -25,9 +26,11 @@ var (
 	buildErr  error
 )
 
-// sriovBinary builds cmd/sriov once per test run into a temp dir, so the
-// test never runs a stale bin/sriov.
-func sriovBinary(t testing.TB) string {
+// productionBinary builds cmd/sriov — the shipped binary, without test
+// seams — once per test run into a temp dir, so the test never runs a stale
+// bin/sriov. Tests that need a fake PF and sysfs exec
+// testutil.SriovTestBinary instead.
+func productionBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sriov-bin-")
@@ -60,7 +63,8 @@ func TestMain(m *testing.M) {
 // runtimeCall is one invocation of the binary the way a container runtime
 // makes it: CNI_* environment, config on stdin, result or error on stdout.
 type runtimeCall struct {
-	bin, sysfsRoot, fakePF string
+	bin string
+	env []string // added to the CNI_* variables (e.g. the test binary's seams)
 }
 
 func (r runtimeCall) run(command, cid, netns, ifname string, conf []byte) ([]byte, error) {
@@ -68,8 +72,8 @@ func (r runtimeCall) run(command, cid, netns, ifname string, conf []byte) ([]byt
 	cmd.Env = []string{
 		"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + cid, "CNI_NETNS=" + netns, "CNI_IFNAME=" + ifname,
 		"CNI_PATH=" + testutil.CNIBinDir(), "PATH=" + os.Getenv("PATH"),
-		EnvSysfsRoot + "=" + r.sysfsRoot, EnvFakePF + "=" + r.fakePF,
 	}
+	cmd.Env = append(cmd.Env, r.env...)
 	cmd.Stdin = bytes.NewReader(conf)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -82,7 +86,7 @@ func (r runtimeCall) run(command, cid, netns, ifname string, conf []byte) ([]byt
 
 func TestBinaryAsRuntime(t *testing.T) {
 	f := newFixture(t, 2, "")
-	bin := sriovBinary(t)
+	bin := testutil.SriovTestBinary(t)
 	fakePF := filepath.Join(t.TempDir(), "pf.jsonl")
 	for _, vf := range f.vfs {
 		s := pf.DefaultVFState()
@@ -91,10 +95,12 @@ func TestBinaryAsRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rt := runtimeCall{bin: bin, sysfsRoot: f.tree.Root, fakePF: fakePF}
+	seams := sriovseams.Seams{SysfsRoot: f.tree.Root, FakePF: fakePF, DeviceInfoDir: f.devinfoBase}
+	rt := runtimeCall{bin: bin, env: seams.Env()}
 	vf := f.vfs[0]
 	podNS := testutil.NewNS(t)
-	conf := f.conf("1.0.0", "", fullSettings+fmt.Sprintf(`,"runtimeConfig":{"deviceID":%q}`, vf.Addr))
+	devinfo := f.devinfo("sriovnet-ctr1-net1-device.json")
+	conf := f.conf("1.0.0", "", fullSettings+fmt.Sprintf(`,"runtimeConfig":{"deviceID":%q,"CNIDeviceInfoFile":%q}`, vf.Addr, devinfo))
 
 	out, err := rt.run("ADD", "ctr1", podNS.Path(), "net1", conf)
 	if err != nil {
@@ -116,6 +122,9 @@ func TestBinaryAsRuntime(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(devinfo); err != nil {
+		t.Errorf("device-info file: %v", err)
 	}
 	calls, err := pf.ReadCalls(fakePF)
 	if err != nil {
@@ -167,8 +176,9 @@ func TestBinaryAsRuntime(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `key \"vlan\": 5000 out of range`) {
 		t.Errorf("bad vlan: %v", err)
 	}
-	out, err = (runtimeCall{bin: bin, sysfsRoot: f.tree.Root, fakePF: fakePF + ".missing"}).run("ADD", "ctr4", podNS.Path(), "net1", conf)
-	if err == nil || !strings.Contains(string(out), EnvFakePF) {
+	seams.FakePF += ".missing"
+	out, err = (runtimeCall{bin: bin, env: seams.Env()}).run("ADD", "ctr4", podNS.Path(), "net1", conf)
+	if err == nil || !strings.Contains(string(out), sriovseams.EnvFakePF) {
 		t.Errorf("missing fake PF file: %v", err)
 	}
 	out, err = rt.run("VERSION", "", "", "", []byte(`{"cniVersion":"1.0.0"}`))

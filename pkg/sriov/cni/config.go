@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -30,6 +31,8 @@ var SupportedVersions = []string{"0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 type NetConf struct {
 	types.NetConf
 	DeviceID      string        `json:"deviceID,omitempty"`
+	Master        string        `json:"master,omitempty"`
+	MTU           *int          `json:"mtu,omitempty"`
 	Vlan          *int          `json:"vlan,omitempty"`
 	VlanQoS       *int          `json:"vlanQoS,omitempty"`
 	VlanProto     *string       `json:"vlanProto,omitempty"`
@@ -62,10 +65,14 @@ type Config struct {
 	PrevResult types.Result
 
 	DeviceID  string           // VF PCI address; runtimeConfig wins over the key
+	Master    string           // PF netdev the NAD names (checked, never used to find the VF)
+	MTU       int              // 0: keep the VF netdev's MTU
+	DNS       *types.DNS       // nil: the result carries IPAM's DNS
 	Vlan      int              // always applied (0 clears the VF's VLAN)
 	Qos       int              // needs Vlan > 0
 	VlanProto int              // pf.VlanProto8021Q or pf.VlanProto8021AD
 	MAC       net.HardwareAddr // nil: keep the VF's MAC
+	macKey    string           // where MAC came from: "mac", "runtimeConfig.mac" or "CNI_ARGS MAC"
 	Spoofchk  *bool            // nil: leave alone
 	Trust     *bool
 	LinkState *uint32
@@ -85,22 +92,55 @@ func ParseConfig(stdin []byte) (*Config, error) {
 	if err := json.Unmarshal(stdin, &n); err != nil {
 		return nil, fmt.Errorf("sriov config: %w", describeJSONError(err))
 	}
-	c := &Config{Raw: stdin, Name: n.Name, CNIVersion: n.CNIVersion, IPAMType: n.IPAM.Type,
+	c := &Config{Raw: stdin, Name: n.Name, CNIVersion: n.CNIVersion, IPAMType: n.IPAM.Type, Master: n.Master,
 		LogLevel: n.LogLevel, LogFile: n.LogFile, DeviceInfoFile: n.RuntimeConfig.CNIDeviceInfoFile}
 	checks := []func(*NetConf, *Config) error{
 		checkVersion, checkDeviceID, checkVlan, checkMAC, checkOnOff, checkLinkState,
-		checkRates, checkIPAM, checkLogging, checkDataDir, checkPrevResult,
+		checkRates, checkMTU, checkDNS, checkIPAM, checkLogging, checkDataDir, checkPrevResult,
+	}
+	if err := checkRefusedKeys(stdin); err != nil {
+		return nil, fmt.Errorf("sriov config for network %q: %w", nameOf(&n), err)
 	}
 	for _, check := range checks {
 		if err := check(&n, c); err != nil {
-			name := n.Name
-			if name == "" {
-				name = "<unnamed>"
-			}
-			return nil, fmt.Errorf("sriov config for network %q: %w", name, err)
+			return nil, fmt.Errorf("sriov config for network %q: %w", nameOf(&n), err)
 		}
 	}
 	return c, nil
+}
+
+func nameOf(n *NetConf) string {
+	if n.Name == "" {
+		return "<unnamed>"
+	}
+	return n.Name
+}
+
+// refusedKeys are keys sriov-cni decodes (encoding/json, so in any letter
+// case) that are its own per-attachment state, not configuration: it
+// overwrites them from sysfs and netlink, and they appear in its cache file,
+// never in a working NAD. Lower-cased key -> what to do instead.
+var refusedKeys = map[string]string{
+	"origvfstate": "it is sriov-cni's saved VF state, not configuration; remove it (the VF's original state is read from the PF at ADD)",
+	"vfid":        "it is sriov-cni's saved VF index, not configuration; remove it (the VF and its index come from deviceID)",
+}
+
+func checkRefusedKeys(stdin []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(stdin, &top); err != nil {
+		return nil // the typed decode reports it
+	}
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if why, ok := refusedKeys[strings.ToLower(k)]; ok {
+			return keyErr(k, "not accepted: %s", why)
+		}
+	}
+	return nil
 }
 
 func describeJSONError(err error) error {
@@ -183,17 +223,51 @@ func checkMAC(n *NetConf, c *Config) error {
 	if s == "" {
 		return nil
 	}
+	mac, err := parseMAC(key, s)
+	if err != nil {
+		return err
+	}
+	c.MAC, c.macKey = mac, key
+	return nil
+}
+
+func parseMAC(key, s string) (net.HardwareAddr, error) {
 	mac, err := net.ParseMAC(s)
 	if err != nil || len(mac) != 6 {
-		return keyErr(key, "%q is not an Ethernet MAC address", s)
+		return nil, keyErr(key, "%q is not an Ethernet MAC address", s)
 	}
 	if mac[0]&1 == 1 {
-		return keyErr(key, "%q is a multicast address", s)
+		return nil, keyErr(key, "%q is a multicast address", s)
 	}
 	if mac.String() == "00:00:00:00:00:00" {
-		return keyErr(key, "%q is the zero address", s)
+		return nil, keyErr(key, "%q is the zero address", s)
 	}
-	c.MAC = mac
+	return mac, nil
+}
+
+// cniArgs are the CNI_ARGS the plugin reads: like sriov-cni it takes the
+// VF's MAC from MAC= (Multus passes a network selection element's "mac"
+// there); runtimeConfig.mac wins over it, it wins over the "mac" key.
+type cniArgs struct {
+	types.CommonArgs
+	MAC types.UnmarshallableString
+}
+
+// applyCNIArgs applies CNI_ARGS (ADD only). Keys meant for other plugins
+// (K8S_POD_*, …) are ignored even without IgnoreUnknown.
+func (c *Config) applyCNIArgs(s string) error {
+	a := cniArgs{CommonArgs: types.CommonArgs{IgnoreUnknown: true}}
+	if err := types.LoadArgs(s, &a); err != nil {
+		return fmt.Errorf("sriov network %q: CNI_ARGS: %w", c.Name, err)
+	}
+	if a.MAC == "" || c.macKey == "runtimeConfig.mac" {
+		return nil
+	}
+	mac, err := parseMAC("CNI_ARGS MAC", string(a.MAC))
+	if err != nil {
+		return fmt.Errorf("sriov network %q: %w", c.Name, err)
+	}
+	c.MAC, c.macKey = mac, "CNI_ARGS MAC"
 	return nil
 }
 
@@ -259,6 +333,29 @@ func checkRates(n *NetConf, c *Config) error {
 		return keyErr("min_tx_rate", "%d exceeds max_tx_rate %d", r[0], r[1])
 	}
 	c.Rate = &r
+	return nil
+}
+
+// MTU limits of an Ethernet netdev (ETH_MIN_MTU, ETH_MAX_MTU); the VF's
+// driver and its PF's MTU may allow less, which ADD reports.
+const minMTU, maxMTU = 68, 65535
+
+func checkMTU(n *NetConf, c *Config) error {
+	if n.MTU == nil {
+		return nil
+	}
+	if *n.MTU < minMTU || *n.MTU > maxMTU {
+		return keyErr("mtu", "%d out of range %d-%d", *n.MTU, minMTU, maxMTU)
+	}
+	c.MTU = *n.MTU
+	return nil
+}
+
+func checkDNS(n *NetConf, c *Config) error {
+	d := n.DNS
+	if len(d.Nameservers) > 0 || d.Domain != "" || len(d.Search) > 0 || len(d.Options) > 0 {
+		c.DNS = &d
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -34,6 +35,8 @@ type fixture struct {
 	ipamDir string
 	orig    map[string]netdevInfo // by VF address
 	dual    bool                  // IPAM ranges include IPv6 (DAD settling makes ADD slower)
+	// devinfoBase plays /var/run/k8s.cni.cncf.io/devinfo.
+	devinfoBase string
 }
 
 const pfAddr = "0000:3b:00.0"
@@ -43,7 +46,7 @@ func newFixture(t testing.TB, numVFs int, vfDriver string) *fixture {
 	testutil.RequireRoot(t)
 	testutil.RefPlugin(t, "host-local")
 	f := &fixture{tree: fakesysfs.New(t), rec: pf.NewRecorder(), dataDir: t.TempDir(), ipamDir: t.TempDir(),
-		orig: map[string]netdevInfo{}}
+		orig: map[string]netdevInfo{}, devinfoBase: t.TempDir()}
 	f.pfName = fmt.Sprintf("pf%d", os.Getpid()%100000)
 	vfs, err := f.tree.AddVethPF(t, fakesysfs.PF{Addr: pfAddr, Netdev: f.pfName, NumVFs: numVFs, VFDriver: vfDriver})
 	if err != nil {
@@ -62,8 +65,32 @@ func newFixture(t testing.TB, numVFs int, vfDriver string) *fixture {
 			f.orig[vf.Addr] = nd
 		}
 	}
-	f.p = &Plugin{PF: f.rec, Sysfs: sysfs.Reader{Root: f.tree.Root}}
+	f.p = &Plugin{PF: f.rec, Sysfs: sysfs.Reader{Root: f.tree.Root}, DeviceInfoDir: f.devinfoBase}
 	return f
+}
+
+// devinfo is a device-info file path where a meta-plugin would put one.
+func (f *fixture) devinfo(name string) string {
+	return filepath.Join(f.devinfoBase, "cni", name)
+}
+
+// testHooks fails named ADD steps (inject) and times netdev moves (observe).
+type testHooks struct {
+	inject  func(step string) error
+	observe func(step string, d time.Duration)
+}
+
+func (h testHooks) before(step string) error {
+	if h.inject == nil {
+		return nil
+	}
+	return h.inject(step)
+}
+
+func (h testHooks) took(step string, d time.Duration) {
+	if h.observe != nil {
+		h.observe(step, d)
+	}
 }
 
 // conf builds a config; extra is spliced in as more top-level keys.

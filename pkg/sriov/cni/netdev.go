@@ -76,37 +76,39 @@ func moveToNS(name string, target ns.NetNS) (string, error) {
 }
 
 // setupInNS renames tmp to ifName inside the current netns, sets the MAC
-// (when given) and brings the link up; it returns the effective MAC.
-func setupInNS(tmp, ifName string, mac net.HardwareAddr, step func(string) error) (string, error) {
+// and the MTU (when given) and brings the link up; it returns the netdev's
+// name, effective MAC and MTU.
+func setupInNS(tmp, ifName string, mac net.HardwareAddr, mtu int, step func(string) error) (netdevInfo, error) {
 	l, err := netlinksafe.LinkByName(tmp)
 	if err != nil {
-		return "", fmt.Errorf("VF netdev %s in pod: %w", tmp, err)
+		return netdevInfo{}, fmt.Errorf("VF netdev %s in pod: %w", tmp, err)
 	}
 	if err := step("rename"); err != nil {
-		return "", err
+		return netdevInfo{}, err
 	}
 	if err := netlink.LinkSetName(l, ifName); err != nil {
-		return "", fmt.Errorf("rename VF netdev to %s in pod: %w", ifName, err)
+		return netdevInfo{}, fmt.Errorf("rename VF netdev to %s in pod: %w", ifName, err)
 	}
 	if mac != nil {
 		if err := step("set-mac"); err != nil {
-			return "", err
+			return netdevInfo{}, err
 		}
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
-			return "", fmt.Errorf("set MAC %s on %s: %w", mac, ifName, err)
+			return netdevInfo{}, fmt.Errorf("set MAC %s on %s: %w", mac, ifName, err)
+		}
+	}
+	if mtu != 0 {
+		if err := netlink.LinkSetMTU(l, mtu); err != nil {
+			return netdevInfo{}, fmt.Errorf("key \"mtu\": set MTU %d on %s: %w", mtu, ifName, err)
 		}
 	}
 	if err := step("link-up"); err != nil {
-		return "", err
+		return netdevInfo{}, err
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
-		return "", fmt.Errorf("set %s up: %w", ifName, err)
+		return netdevInfo{}, fmt.Errorf("set %s up: %w", ifName, err)
 	}
-	l, err = netlinksafe.LinkByName(ifName)
-	if err != nil {
-		return "", fmt.Errorf("VF netdev %s in pod: %w", ifName, err)
-	}
-	return l.Attrs().HardwareAddr.String(), nil
+	return readNetdev(ifName)
 }
 
 // moveOutOfNS takes the pod-side netdev (found by find, inside the pod)

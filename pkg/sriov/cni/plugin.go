@@ -2,12 +2,12 @@ package cni
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,26 +20,22 @@ import (
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
 
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 	"github.com/plexus-cni/plexus/pkg/sriov/sysfs"
 )
 
-// Plugin is the sriov CNI plugin with its two outside dependencies: the PF
-// interface and the sysfs reader.
+// Plugin is the sriov CNI plugin with its outside dependencies: the PF
+// interface, the sysfs reader and the device-info directory.
 type Plugin struct {
 	PF    pf.Interface
 	Sysfs sysfs.Reader
+	// DeviceInfoDir is the device-info base directory ("" means
+	// DefaultDeviceInfoDir); CNIDeviceInfoFile must lie under its cni/.
+	DeviceInfoDir string
 
-	// inject, when set (tests), is asked before each named ADD step and
-	// fails the step with its error.
-	inject func(step string) error
-	// observe, when set (benchmarks), receives the duration of each netdev
-	// move between namespaces with its temporary rename ("move") and of the
-	// rename/MAC/up on arrival ("rename"), on ADD and on DEL.
-	observe func(step string, d time.Duration)
+	hooks hooks // nil outside in-package tests
 }
 
 // PF-side operations in the order ADD applies them; DEL restores in reverse.
@@ -53,18 +49,14 @@ const (
 )
 
 func (p *Plugin) step(name string) error {
-	if p.inject != nil {
-		if err := p.inject(name); err != nil {
-			return fmt.Errorf("step %s: %w", name, err)
-		}
+	if err := p.h().before(name); err != nil {
+		return fmt.Errorf("step %s: %w", name, err)
 	}
 	return nil
 }
 
 func (p *Plugin) timed(name string, start time.Time) {
-	if p.observe != nil {
-		p.observe(name, time.Since(start))
-	}
+	p.h().took(name, time.Since(start))
 }
 
 // undoStack runs compensating actions in reverse order.
@@ -202,6 +194,14 @@ func (p *Plugin) Add(args *skel.CmdArgs) (types.Result, error) {
 	if conf.DeviceID == "" {
 		return nil, fmt.Errorf("sriov config for network %q: key \"deviceID\": required (or runtimeConfig.deviceID)", conf.Name)
 	}
+	if err := conf.applyCNIArgs(args.Args); err != nil {
+		return nil, err
+	}
+	if conf.DeviceInfoFile != "" {
+		if conf.DeviceInfoFile, err = p.confineDeviceInfo(conf.DeviceInfoFile, true); err != nil {
+			return nil, fmt.Errorf("sriov config for network %q: key %q: %w", conf.Name, deviceInfoKey, err)
+		}
+	}
 	res, err := p.add(args, conf, log)
 	if err != nil {
 		err = fmt.Errorf("sriov ADD %s: %w", attachment(args, conf.DeviceID), err)
@@ -216,6 +216,10 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 	vf, err := p.Sysfs.VF(conf.DeviceID)
 	if err != nil {
 		return nil, err
+	}
+	if conf.Master != "" && conf.Master != vf.PFName {
+		// sriov-cni ignores it the same way; the pod keeps working.
+		log.Warnf("key \"master\": %q ignored: VF %s is on PF %s (%s); the PF is found from deviceID", conf.Master, vf.Addr, vf.PFName, vf.PFAddr)
 	}
 	podNS, err := ns.GetNS(args.Netns)
 	if err != nil {
@@ -265,7 +269,7 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 		return nil, fmt.Errorf("read PF-side state: %w", err)
 	}
 	st := &State{DeviceID: vf.Addr, ContainerID: args.ContainerID, IfName: args.IfName, NetNS: args.Netns,
-		PFName: vf.PFName, VFIndex: vf.Index, Userspace: vf.Userspace(), OrigPF: origPF,
+		PFName: vf.PFName, PFAddr: vf.PFAddr, VFIndex: vf.Index, Userspace: vf.Userspace(), OrigPF: origPF,
 		Applied: plannedOps(conf), DeviceInfoFile: conf.DeviceInfoFile}
 	var orig netdevInfo
 	if !st.Userspace {
@@ -298,9 +302,11 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 		iface.Mac = conf.MAC.String()
 	}
 	if !st.Userspace {
-		if iface.Mac, st.PodIndex, err = p.moveIn(podNS, hostNS, orig, args.IfName, conf.MAC, &undo); err != nil {
+		if iface.Mac, iface.Mtu, st.PodIndex, err = p.moveIn(podNS, hostNS, orig, args.IfName, conf, &undo); err != nil {
 			return nil, err
 		}
+	} else if conf.MTU != 0 {
+		log.Warnf("key \"mtu\": VF %s is bound to %s and has no netdev: MTU %d not applied", vf.Addr, vf.Driver, conf.MTU)
 	}
 	st.MAC = iface.Mac
 	result.Interfaces = []*current.Interface{iface}
@@ -335,6 +341,10 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 		}
 	}
 
+	if conf.DNS != nil {
+		result.DNS = *conf.DNS // the NAD's dns wins over IPAM's, as in the reference plugins
+	}
+
 	if conf.DeviceInfoFile != "" {
 		if err := p.step("device-info"); err != nil {
 			return nil, err
@@ -342,7 +352,7 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 		if err := writeDeviceInfo(conf.DeviceInfoFile, vf); err != nil {
 			return nil, err
 		}
-		undo.push(func() error { return cleanDeviceInfo(conf.DeviceInfoFile) })
+		undo.push(func() error { return p.cleanDeviceInfo(conf.DeviceInfoFile, log) })
 	}
 
 	if err := p.step("commit"); err != nil {
@@ -355,11 +365,11 @@ func (p *Plugin) add(args *skel.CmdArgs, conf *Config, log *logger) (_ *current.
 }
 
 // moveIn moves the VF netdev into the pod under ifName via a temporary name
-// and returns its effective MAC and its ifindex in the pod. It pushes the
-// undo that brings it back.
-func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, mac net.HardwareAddr, undo *undoStack) (string, int, error) {
+// and returns its effective MAC, its MTU and its ifindex in the pod. It
+// pushes the undo that brings it back.
+func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, conf *Config, undo *undoStack) (string, int, int, error) {
 	if err := p.step("move"); err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	start := time.Now()
 	tmp, err := moveToNS(orig.Name, podNS)
@@ -367,7 +377,7 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 		if rerr := restoreHostNetdev(orig.Name, orig); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	p.timed("move", start)
 	// Find it again later by index: after the rename its name may be one
@@ -394,17 +404,17 @@ func (p *Plugin) moveIn(podNS, hostNS ns.NetNS, orig netdevInfo, ifName string, 
 		return restoreHostNetdev(back, orig)
 	})
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
-	var effective string
+	var got netdevInfo
 	start = time.Now()
 	err = podNS.Do(func(ns.NetNS) error {
 		var err error
-		effective, err = setupInNS(tmp, ifName, mac, p.step)
+		got, err = setupInNS(tmp, ifName, conf.MAC, conf.MTU, p.step)
 		return err
 	})
 	p.timed("rename", start)
-	return effective, index, err
+	return got.MAC, got.MTU, index, err
 }
 
 func configureAndAnnounce(ifName string, result *current.Result, log *logger) error {
@@ -425,30 +435,6 @@ func configureAndAnnounce(ifName string, result *current.Result, log *logger) er
 	return nil
 }
 
-// writeDeviceInfo writes the NPWG device-info file (replacing a stale one).
-// It is written here rather than with the NAD client's utils package, which
-// would link client-go into the plugin.
-func writeDeviceInfo(path string, vf sysfs.VF) error {
-	info := &nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion,
-		Pci: &nadv1.PciDevice{PciAddress: vf.Addr, PfPciAddress: vf.PFAddr}}
-	b, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("device-info file %s: %w", path, err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o444); err != nil {
-		return fmt.Errorf("device-info file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("device-info file %s: %w", path, err)
-	}
-	return nil
-}
-
 // takeOver refuses a VF held by a live pod and cleans up after a dead one
 // (restoring the VF from its saved state) so the VF can be used again.
 func (p *Plugin) takeOver(store Store, addr string, log *logger) error {
@@ -460,7 +446,7 @@ func (p *Plugin) takeOver(store Store, addr string, log *logger) error {
 		return fmt.Errorf("VF is in use by container %s (ifname %s, netns %s)", held.ContainerID, held.IfName, held.NetNS)
 	}
 	log.Warnf("VF %s: holder container %s is gone (netns %s); restoring the VF before reuse", addr, held.ContainerID, held.NetNS)
-	if err := p.release(held, ""); err != nil {
+	if err := p.release(held, "", log); err != nil {
 		return fmt.Errorf("restore VF left by container %s: %w", held.ContainerID, err)
 	}
 	return store.Remove(addr)
@@ -505,47 +491,78 @@ func (p *Plugin) delVF(args *skel.CmdArgs, conf *Config, log *logger) error {
 			return err
 		}
 	}
-	if addr == "" {
-		return cleanDeviceInfo(conf.DeviceInfoFile)
+	held := false
+	if addr != "" {
+		var err error
+		if held, err = p.releaseOwn(args, store, addr, log); err != nil {
+			return err
+		}
 	}
+	// sriov-cni may have made this attachment before the node switched to
+	// plexus (then plexus has no state for it), or left its file behind.
+	if err := p.releaseUpstream(args, store, log); err != nil {
+		return err
+	}
+	if held {
+		return nil
+	}
+	return p.cleanDeviceInfo(conf.DeviceInfoFile, log)
+}
+
+// releaseOwn gives back the VF at addr from plexus's state when this
+// attachment holds it; held reports whether plexus had state for the VF.
+func (p *Plugin) releaseOwn(args *skel.CmdArgs, store Store, addr string, log *logger) (held bool, err error) {
 	unlock, err := store.Lock(addr)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	st, err := store.Load(addr)
-	if err != nil {
-		return err
-	}
-	if st == nil {
-		return cleanDeviceInfo(conf.DeviceInfoFile)
+	if err != nil || st == nil {
+		return false, err
 	}
 	if !st.Owns(args.ContainerID, args.IfName) {
 		log.Infof("VF %s now belongs to container %s ifname %s: left alone", addr, st.ContainerID, st.IfName)
-		return nil
+		return true, nil
 	}
-	if err := p.release(st, args.Netns); err != nil {
-		return err
+	if err := p.release(st, args.Netns, log); err != nil {
+		return true, err
 	}
-	if err := cleanDeviceInfo(st.DeviceInfoFile); err != nil {
-		return err
+	if err := p.cleanDeviceInfo(st.DeviceInfoFile, log); err != nil {
+		return true, err
 	}
-	return store.Remove(addr)
+	return true, store.Remove(addr)
 }
 
-func cleanDeviceInfo(path string) error {
-	if path == "" {
-		return nil
+// pfNetdev returns the PF's netdev name as it is now: looked up in sysfs
+// from the PF's PCI address (saved, else through the VF's physfn link),
+// since udev or a reboot may have renamed it after ADD; the saved name when
+// sysfs has none.
+func (p *Plugin) pfNetdev(pfAddr, vfAddr, saved string, log *logger) string {
+	if pfAddr == "" {
+		var err error
+		if pfAddr, err = p.Sysfs.PhysFn(vfAddr); err != nil {
+			log.Warnf("VF %s: %v; using the saved PF name %s", vfAddr, err, saved)
+			return saved
+		}
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("device-info file %s: %w", path, err)
+	names, err := p.Sysfs.Netdevs(pfAddr)
+	if err != nil || len(names) == 0 {
+		log.Warnf("PF %s: no netdev in sysfs (%v); using the saved PF name %s", pfAddr, err, saved)
+		return saved
 	}
-	return nil
+	if slices.Contains(names, saved) {
+		return saved
+	}
+	log.Infof("PF %s: netdev %s was renamed to %s since ADD", pfAddr, saved, names[0])
+	return names[0]
 }
 
-// release restores the PF-side settings, then brings the netdev back to the
-// host under its original name. netnsPath "" means the pod netns is gone.
-func (p *Plugin) release(st *State, netnsPath string) error {
+// release restores the PF-side settings (on the PF as it is named now),
+// then brings the netdev back to the host under its original name.
+// netnsPath "" means the pod netns is gone.
+func (p *Plugin) release(st *State, netnsPath string, log *logger) error {
+	st.PFName = p.pfNetdev(st.PFAddr, st.DeviceID, st.PFName, log)
 	if err := p.restorePF(st); err != nil {
 		return err
 	}
@@ -553,6 +570,14 @@ func (p *Plugin) release(st *State, netnsPath string) error {
 		return nil
 	}
 	orig := netdevInfo{Name: st.OrigName, MAC: st.OrigMAC, MTU: st.OrigMTU, Up: st.OrigUp}
+	return p.bringHome(netnsPath, func() (netlink.Link, error) { return findInPod(st) }, st.DeviceID, orig)
+}
+
+// bringHome moves the VF netdev (found by find inside the pod) back to the
+// host and gives it its original name, MAC, MTU and admin state; when the
+// pod netns or the netdev in it is gone, it looks for the netdev in the
+// host instead.
+func (p *Plugin) bringHome(netnsPath string, find func() (netlink.Link, error), vfAddr string, orig netdevInfo) error {
 	if netnsPath != "" {
 		podNS, err := ns.GetNS(netnsPath)
 		if err == nil {
@@ -563,7 +588,7 @@ func (p *Plugin) release(st *State, netnsPath string) error {
 			}
 			defer hostNS.Close()
 			start := time.Now()
-			tmp, err := moveOutOfNS(podNS, hostNS, func() (netlink.Link, error) { return findInPod(st) })
+			tmp, err := moveOutOfNS(podNS, hostNS, find)
 			if err == nil {
 				p.timed("move", start)
 				defer p.timed("rename", time.Now())
@@ -575,7 +600,7 @@ func (p *Plugin) release(st *State, netnsPath string) error {
 			}
 		}
 	}
-	return p.recoverHostNetdev(st, orig)
+	return p.recoverHostNetdev(vfAddr, orig)
 }
 
 // findInPod finds the VF netdev in the pod (current netns): by its ifname,
@@ -596,9 +621,9 @@ func findInPod(st *State) (netlink.Link, error) {
 // recoverHostNetdev handles a netdev that is no longer in the pod (netns
 // gone: the kernel returns physical netdevs to the host): find it by its
 // original name or by the names sysfs lists for the VF, and restore it.
-func (p *Plugin) recoverHostNetdev(st *State, orig netdevInfo) error {
-	names := []string{st.OrigName}
-	if more, err := p.Sysfs.Netdevs(st.DeviceID); err == nil {
+func (p *Plugin) recoverHostNetdev(vfAddr string, orig netdevInfo) error {
+	names := []string{orig.Name}
+	if more, err := p.Sysfs.Netdevs(vfAddr); err == nil {
 		names = append(names, more...)
 	}
 	for _, n := range names {
@@ -617,7 +642,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	}
 	log := newLogger(conf.LogLevel, conf.LogFile)
 	defer log.close()
-	if err := p.check(args, conf); err != nil {
+	if err := p.check(args, conf, log); err != nil {
 		err = fmt.Errorf("sriov CHECK %s: %w", attachment(args, conf.DeviceID), err)
 		log.Errorf("%v", err)
 		return err
@@ -625,7 +650,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	return nil
 }
 
-func (p *Plugin) check(args *skel.CmdArgs, conf *Config) error {
+func (p *Plugin) check(args *skel.CmdArgs, conf *Config, log *logger) error {
 	if conf.PrevResult == nil {
 		return fmt.Errorf("key \"prevResult\": required for CHECK")
 	}
@@ -655,6 +680,7 @@ func (p *Plugin) check(args *skel.CmdArgs, conf *Config) error {
 			return fmt.Errorf("IPAM %s: %w", conf.IPAMType, err)
 		}
 	}
+	st.PFName = p.pfNetdev(st.PFAddr, st.DeviceID, st.PFName, log)
 	if err := p.checkPF(st, conf); err != nil {
 		return err
 	}
@@ -685,6 +711,9 @@ func (p *Plugin) check(args *skel.CmdArgs, conf *Config) error {
 		}
 		if got := l.Attrs().HardwareAddr.String(); st.MAC != "" && got != st.MAC {
 			return fmt.Errorf("interface %s: MAC %s, want %s", args.IfName, got, st.MAC)
+		}
+		if conf.MTU != 0 && l.Attrs().MTU != conf.MTU {
+			return fmt.Errorf("interface %s: MTU %d, want %d (key \"mtu\")", args.IfName, l.Attrs().MTU, conf.MTU)
 		}
 		if err := ip.ValidateExpectedInterfaceIPs(args.IfName, prev.IPs); err != nil {
 			return err

@@ -30,7 +30,7 @@ func TestAddCheckDel(t *testing.T) {
 			f.dual = true
 			vf := f.vfs[1]
 			podNS := testutil.NewNS(t)
-			devinfo := filepath.Join(t.TempDir(), "devinfo", "net1.json")
+			devinfo := f.devinfo("sriovnet-cid-" + ver + "-net1-device.json")
 			conf := f.conf(ver, "", fullSettings+fmt.Sprintf(`,"runtimeConfig":{"deviceID":%q,"CNIDeviceInfoFile":%q}`, vf.Addr, devinfo))
 			a := args(podNS, "cid-"+ver, "net1", conf)
 
@@ -319,16 +319,16 @@ func TestAddFailureLeavesNothing(t *testing.T) {
 			f := newFixture(t, 1, "")
 			vf := f.vfs[0]
 			podNS := testutil.NewNS(t)
-			devinfo := filepath.Join(t.TempDir(), "d.json")
+			devinfo := f.devinfo("d.json")
 			boom := errors.New("injected")
 			seen := false
-			f.p.inject = func(s string) error {
+			f.p.hooks = testHooks{inject: func(s string) error {
 				if s == step {
 					seen = true
 					return boom
 				}
 				return nil
-			}
+			}}
 			conf := f.conf("1.0.0", vf.Addr, fullSettings+fmt.Sprintf(`,"runtimeConfig":{"CNIDeviceInfoFile":%q}`, devinfo))
 			_, err := f.p.Add(args(podNS, "c1", "net1", conf))
 			if !errors.Is(err, boom) || !seen {
@@ -348,7 +348,7 @@ func TestAddFailureLeavesNothing(t *testing.T) {
 				t.Errorf("device-info file left")
 			}
 			// And the VF works afterwards.
-			f.p.inject = nil
+			f.p.hooks = nil
 			if _, err := f.p.Add(args(podNS, "c2", "net1", conf)); err != nil {
 				t.Fatalf("ADD after failed ADD: %v", err)
 			}
@@ -436,7 +436,7 @@ func TestVfioVF(t *testing.T) {
 	f := newFixture(t, 2, "vfio-pci")
 	vf := f.vfs[1]
 	podNS := testutil.NewNS(t)
-	devinfo := filepath.Join(t.TempDir(), "d.json")
+	devinfo := f.devinfo("d.json")
 	conf := f.conf("1.1.0", vf.Addr, fmt.Sprintf(`"vlan":55,"mac":"02:aa:00:00:00:05","runtimeConfig":{"CNIDeviceInfoFile":%q}`, devinfo))
 	a := args(podNS, "dpdk", "net1", conf)
 	r, err := f.p.Add(a)

@@ -11,17 +11,25 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 )
+
+// StateVersion is the schema version Save writes into every state file. A
+// file without "version" (0) was written before the field existed and has
+// the same layout as version 1 (without pfAddr).
+const StateVersion = 1
 
 // State is what ADD saved about one VF, kept as <dataDir>/<pci-address>.json
 // for as long as a pod holds the VF.
 type State struct {
+	Version     int    `json:"version"`
 	DeviceID    string `json:"deviceID"`
 	ContainerID string `json:"containerID"`
 	IfName      string `json:"ifName"`
 	NetNS       string `json:"netns"`
 	PFName      string `json:"pfName"`
+	PFAddr      string `json:"pfAddr,omitempty"` // PF PCI address: finds the PF again if renamed
 	VFIndex     int    `json:"vfIndex"`
 	Userspace   bool   `json:"userspace"`
 
@@ -81,31 +89,22 @@ func (s Store) Load(addr string) (*State, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("VF %s: state file %s: %w", addr, s.path(addr), err)
 	}
+	if st.Version > StateVersion {
+		return nil, fmt.Errorf("VF %s: state file %s: \"version\" %d is newer than this plugin's %d (written by a newer plexus)",
+			addr, s.path(addr), st.Version, StateVersion)
+	}
 	return &st, nil
 }
 
-// Save writes the state atomically.
+// Save writes the state crash-safely (atomicfile: unique temp, fsync,
+// rename, fsync dir), stamped with StateVersion.
 func (s Store) Save(st *State) error {
+	st.Version = StateVersion
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("data dir %s: %w", s.Dir, err)
-	}
-	tmp, err := os.CreateTemp(s.Dir, "."+st.DeviceID+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("VF %s: save state: %w", st.DeviceID, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("VF %s: save state: %w", st.DeviceID, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("VF %s: save state: %w", st.DeviceID, err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(st.DeviceID)); err != nil {
+	if err := atomicfile.WriteFile(s.path(st.DeviceID), b, 0o600); err != nil {
 		return fmt.Errorf("VF %s: save state: %w", st.DeviceID, err)
 	}
 	return nil

@@ -109,9 +109,9 @@ func (r *Recorder) VF(pf string, vf int) (VFState, error) {
 }
 
 // FileFake is a file-backed Interface for tests that exec the sriov binary
-// (TEST-ONLY: selected by PLEXUS_SRIOV_FAKE_PF). The file holds JSON lines,
-// one Call each; a VF's state is DefaultVFState followed by every "Init" and
-// setter line for it, in order. Every access holds an flock on the file, so
+// (the test binary of pkg/testutil/sriovseams selects it). The file holds
+// JSON lines, one Call each; a VF's state is DefaultVFState followed by
+// every "Init" and setter line for it, in order. Every access holds an flock on the file, so
 // concurrent plugin processes and the test see a consistent history.
 type FileFake struct {
 	Path string

@@ -65,11 +65,11 @@ func (r Reader) VF(addr string) (VF, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return VF{}, fmt.Errorf("VF %s: no such PCI device: %w", addr, err)
 	}
-	pfLink, err := os.Readlink(filepath.Join(dir, "physfn"))
+	pfAddr, err := r.PhysFn(addr)
 	if err != nil {
-		return VF{}, fmt.Errorf("VF %s: not a virtual function (no physfn): %w", addr, err)
+		return VF{}, err
 	}
-	vf := VF{Addr: addr, PFAddr: filepath.Base(pfLink)}
+	vf := VF{Addr: addr, PFAddr: pfAddr}
 	if vf.Index, err = r.vfIndex(vf.PFAddr, addr); err != nil {
 		return VF{}, err
 	}
@@ -90,6 +90,15 @@ func (r Reader) VF(addr string) (VF, error) {
 		return VF{}, fmt.Errorf("VF %s: %w", addr, err)
 	}
 	return vf, nil
+}
+
+// PhysFn returns the PCI address of the PF of the VF at addr (its physfn link).
+func (r Reader) PhysFn(addr string) (string, error) {
+	pfLink, err := os.Readlink(filepath.Join(r.devDir(addr), "physfn"))
+	if err != nil {
+		return "", fmt.Errorf("VF %s: not a virtual function (no physfn): %w", addr, err)
+	}
+	return filepath.Base(pfLink), nil
 }
 
 // Netdevs lists the netdev names of the PCI device at addr (sorted).
