@@ -15,6 +15,8 @@ const NetworkName = "plexus-cni-network"
 // ConfOptions are the values plexus-install writes into plexus's config
 // besides what it takes from the primary.
 type ConfOptions struct {
+	CNIVersion             string // "" = the primary's
+	NetworkName            string // "" = NetworkName
 	Kubeconfig             string // "" = clusterless (no kubeconfig key)
 	ConfDir                string
 	CNIDir                 string
@@ -29,7 +31,7 @@ type ConfOptions struct {
 var managedKeys = map[string]string{
 	"type": "", "name": "", "cniVersion": "", "capabilities": "--capabilities",
 	"kubeconfig": "--kubeconfig", "confDir": "--cni-conf-dir", "cniDir": "--cni-dir",
-	"binDir": "--cni-bin-dir", "delegates": "", "clusterNetwork": "--primary-config",
+	"binDir": "--cni-bin-dir or --additional-bin-dir", "delegates": "", "clusterNetwork": "--primary-config",
 	"readinessindicatorfile": "--readiness-indicator-file", "readinessIndicatorFile": "--readiness-indicator-file",
 }
 
@@ -37,6 +39,17 @@ var managedKeys = map[string]string{
 // plexus-install manages and anything plexus's own config loader
 // (pkg/config) would refuse: unknown keys, wrong types, bad values.
 func ParseOverrides(s string) (map[string]any, error) {
+	m, err := parseOverridesJSON(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckOverrides(m); err != nil {
+		return nil, fmt.Errorf("--config-overrides: %w", err)
+	}
+	return m, nil
+}
+
+func parseOverridesJSON(s string) (map[string]any, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -46,6 +59,12 @@ func ParseOverrides(s string) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("--config-overrides: not a JSON object: %w", err)
 	}
+	return m, nil
+}
+
+// CheckOverrides refuses keys plexus-install manages (naming the flag to
+// use) and whatever plexus's own loader refuses.
+func CheckOverrides(m map[string]any) error {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -54,19 +73,16 @@ func ParseOverrides(s string) (map[string]any, error) {
 	for _, k := range keys {
 		if flag, ok := managedKeys[k]; ok {
 			if flag == "" {
-				return nil, fmt.Errorf("--config-overrides: key %q is set by plexus-install and cannot be overridden", k)
+				return fmt.Errorf("key %q is set by plexus-install and cannot be overridden", k)
 			}
-			return nil, fmt.Errorf("--config-overrides: key %q is set by plexus-install; use %s", k, flag)
+			return fmt.Errorf("key %q is set by plexus-install; use %s", k, flag)
 		}
 	}
 	probe := map[string]any{"cniVersion": "1.0.0", "name": NetworkName, "type": "plexus", "clusterNetwork": "/etc/cni/net.d/primary.conflist"}
 	for k, v := range m {
 		probe[k] = v
 	}
-	if err := checkWithPlexus(probe); err != nil {
-		return nil, fmt.Errorf("--config-overrides: %w", err)
-	}
-	return m, nil
+	return checkWithPlexus(probe)
 }
 
 // checkWithPlexus runs a plugin config through plexus's own loader.
@@ -110,14 +126,21 @@ func BuildConf(primary *Primary, o ConfOptions) ([]byte, error) {
 	for k, v := range o.Overrides {
 		plugin[k] = v
 	}
+	version, name := primary.CNIVersion, NetworkName
+	if o.CNIVersion != "" {
+		version = o.CNIVersion
+	}
+	if o.NetworkName != "" {
+		name = o.NetworkName
+	}
 	conf := struct {
 		CNIVersion string           `json:"cniVersion"`
 		Name       string           `json:"name"`
 		Plugins    []map[string]any `json:"plugins"`
-	}{primary.CNIVersion, NetworkName, []map[string]any{plugin}}
+	}{version, name, []map[string]any{plugin}}
 	// What the runtime will hand plexus: the plugin entry with the list's
 	// name and cniVersion. Refuse now what plexus would refuse on every ADD.
-	check := map[string]any{"cniVersion": primary.CNIVersion, "name": NetworkName}
+	check := map[string]any{"cniVersion": version, "name": name}
 	for k, v := range plugin {
 		check[k] = v
 	}

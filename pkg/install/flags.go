@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,22 +27,50 @@ const (
 )
 
 // ParseFlags parses plexus-install's command line into a Config and the
-// log level. Every value has a flag; see docs/configuration.md.
+// log level. Every value has a flag; see docs/configuration.md. The Multus
+// installer's flags (thin_entrypoint, install_multus) are accepted with
+// their meaning where plexus has one (docs/install-flags.md); the others are
+// refused, naming what to use instead.
 func ParseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
+	cfg, level, _, err := parseFlags(args, stderr)
+	return cfg, level, err
+}
+
+// multusConfigKeyFlags are thin_entrypoint flags that set a key of the
+// generated config; plexus-install sets the same plexus key.
+var multusConfigKeyFlags = []struct{ flag, key, usage string }{
+	{"namespace-isolation", "namespaceIsolation", "plexus's namespaceIsolation (bool)"},
+	{"global-namespaces", "globalNamespaces", "plexus's globalNamespaces (comma-separated)"},
+	{"multus-log-to-stderr", "logToStderr", "plexus's logToStderr (bool; plexus's default is false, Multus's true)"},
+	{"multus-log-level", "logLevel", "plexus's logLevel"},
+	{"multus-log-file", "logFile", "plexus's logFile"},
+}
+
+// parseFlags is ParseFlags that also reports --version.
+func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, error) {
 	fs := flag.NewFlagSet("plexus-install", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfg                                    Config
-		binaries, caps, overrides, level, kube string
-		noKube                                 bool
+		cfg                                          Config
+		binaries, caps, overrides, level, kube       string
+		noKube, version, cleanup, skipCopy, skipTLS  bool
+		installerType, multusConfFile, multusBinFile string
+		multusCNIConfDir                             string
 	)
 	fs.StringVar(&cfg.SourceDir, "source-dir", executableDir(), "directory holding the binaries to install")
 	fs.StringVar(&binaries, "binaries", DefaultBinaries, "comma-separated binaries to copy from --source-dir into --cni-bin-dir (empty: none)")
-	fs.StringVar(&cfg.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "host CNI bin dir: where binaries go; plexus's binDir")
-	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", DefaultCNIConfDir, "host CNI conf dir: where the primary config is found and plexus's config written; plexus's confDir")
+	fs.BoolVar(&cfg.ForceBinaries, "force-binaries", false, "replace binaries in the bin dirs that plexus-install did not install (e.g. upstream sriov-cni's sriov)")
+	fs.StringVar(&cfg.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "host CNI bin dir: where binaries go; plexus's binDir unless --additional-bin-dir")
+	fs.StringVar(&cfg.AdditionalBinDir, "additional-bin-dir", "", "plexus's binDir (where it looks for delegate plugins first), and a second directory the binaries are installed into")
+	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", DefaultCNIConfDir, "host CNI conf dir: where plexus's config is written; plexus's confDir")
+	fs.StringVar(&cfg.PrimaryConfigDir, "primary-config-dir", "", "where the primary network config is looked for (default --cni-conf-dir)")
 	fs.StringVar(&cfg.CNIDir, "cni-dir", DefaultCNIDir, "plexus's cache dir (cniDir)")
 	fs.StringVar(&cfg.ConfName, "config-name", DefaultConfName, "file name of plexus's own config in --cni-conf-dir (must sort first)")
-	fs.StringVar(&cfg.PrimaryConfig, "primary-config", "", "primary network config: a file name in --cni-conf-dir or an absolute path (default: the lexically first .conflist/.conf/.json that is not plexus's own)")
+	fs.StringVar(&cfg.PrimaryConfig, "primary-config", "", "primary network config: a file name in --primary-config-dir or an absolute path (default: the lexically first .conflist/.conf/.json that is not plexus's own)")
+	fs.StringVar(&cfg.CNIVersion, "cni-version", "", "cniVersion of plexus's config; must equal the primary's unless --force-cni-version (default: the primary's)")
+	fs.BoolVar(&cfg.ForceCNIVersion, "force-cni-version", false, "write --cni-version even when the primary's differs (the primary's file is not changed)")
+	fs.BoolVar(&cfg.RenameConfFile, "rename-conf-file", false, "rename the primary's config file to <name>.old so the runtime cannot load it; restored on exit unless --keep-config")
+	fs.BoolVar(&cfg.OverrideNetworkName, "override-network-name", false, "name plexus's config after the primary's network instead of "+NetworkName)
 	fs.StringVar(&kube, "kubeconfig", DefaultKubeconfig, "kubeconfig to write for plexus from the service account")
 	fs.BoolVar(&noKube, "clusterless", false, "write no kubeconfig: plexus runs without the Kubernetes API (set networksDir with --config-overrides)")
 	fs.StringVar(&cfg.ServiceAccountDir, "service-account-dir", DefaultServiceAccountDir, "directory holding the service account's token and ca.crt")
@@ -53,27 +82,158 @@ func ParseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", time.Second, "how often to check the primary config and the service account for changes")
 	fs.BoolVar(&cfg.KeepConfig, "keep-config", false, "leave plexus's config in place on exit")
 	fs.BoolVar(&cfg.Once, "once", false, "install, write the config, and exit instead of watching")
+	fs.BoolVar(&cfg.SkipWatch, "skip-config-watch", false, "write the config once, then wait for SIGTERM without refreshing kubeconfig or config")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+
+	// Multus installer names of the flags above.
+	aliases := [][2]string{
+		{"primary-config-dir", "multus-autoconfig-dir"},
+		{"primary-config", "multus-master-cni-file-name"},
+		{"kubeconfig", "multus-kubeconfig-file-host"},
+		{"cni-bin-dir", "dest-dir"},
+		{"cni-bin-dir", "d"},
+	}
+	for _, a := range aliases {
+		fs.Var(fs.Lookup(a[0]).Value, a[1], "Multus installer name of --"+a[0])
+	}
+	fs.BoolVar(&cleanup, "cleanup-config-on-exit", true, "Multus installer flag: false is --keep-config")
+	fs.BoolVar(&skipCopy, "skip-multus-binary-copy", false, "Multus installer flag: install no binaries (--binaries=)")
+	fs.StringVar(&installerType, "type", "", "install_multus flag: thin installs the binaries and exits; thick is not supported")
+	fs.Var(fs.Lookup("type").Value, "t", "install_multus name of --type")
+	fs.StringVar(&multusConfFile, "multus-conf-file", "auto", "Multus installer flag: only auto (plexus-install always generates plexus's config)")
+	fs.StringVar(&multusBinFile, "multus-bin-file", "", "Multus installer flag: not supported (use --source-dir and --binaries)")
+	fs.StringVar(&multusCNIConfDir, "multus-cni-conf-dir", "", "Multus installer flag: accepted, no effect (Multus writes it as a key its plugin does not read)")
+	fs.BoolVar(&skipTLS, "skip-tls-verify", false, "Multus installer flag: not supported (the kubeconfig always trusts the service account's CA)")
+	keyFlags := map[string]*string{}
+	for _, k := range multusConfigKeyFlags {
+		v := new(string)
+		keyFlags[k.flag] = v
+		if k.key == "namespaceIsolation" || k.key == "logToStderr" {
+			fs.Var(boolString{v}, k.flag, "Multus installer flag: "+k.usage)
+		} else {
+			fs.StringVar(v, k.flag, "", "Multus installer flag: "+k.usage)
+		}
+	}
+
 	if err := fs.Parse(args); err != nil {
-		return Config{}, 0, err
+		return Config{}, 0, false, err
+	}
+	if version {
+		return Config{}, 0, true, nil
 	}
 	if fs.NArg() > 0 {
-		return Config{}, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return Config{}, 0, false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, a := range aliases {
+		if set[a[0]] && set[a[1]] {
+			return Config{}, 0, false, fmt.Errorf("--%s and --%s are the same flag: give one", a[0], a[1])
+		}
+	}
+	if set["type"] && set["t"] {
+		return Config{}, 0, false, fmt.Errorf("--type and -t are the same flag: give one")
+	}
+	switch installerType {
+	case "":
+	case "thin":
+		cfg.BinariesOnly = true
+	case "thick":
+		return Config{}, 0, false, fmt.Errorf("--type %q: plexus has no thick mode; run plexus-install without --type", installerType)
+	default:
+		return Config{}, 0, false, fmt.Errorf("--type %q: want thin", installerType)
+	}
+	if multusConfFile != "auto" {
+		return Config{}, 0, false, fmt.Errorf("--multus-conf-file %q: not supported; plexus-install always generates plexus's config (name it with --config-name, add keys with --config-overrides)", multusConfFile)
+	}
+	if set["multus-bin-file"] {
+		return Config{}, 0, false, fmt.Errorf("--multus-bin-file: not supported; use --source-dir and --binaries")
+	}
+	if skipTLS {
+		return Config{}, 0, false, fmt.Errorf("--skip-tls-verify: not supported; the kubeconfig always trusts the service account's ca.crt")
+	}
+	if set["cleanup-config-on-exit"] {
+		if set["keep-config"] && cleanup == cfg.KeepConfig {
+			return Config{}, 0, false, fmt.Errorf("--cleanup-config-on-exit and --keep-config contradict: give one")
+		}
+		cfg.KeepConfig = !cleanup
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return Config{}, 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return Config{}, 0, false, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	cfg.Binaries = splitList(binaries)
+	if skipCopy {
+		if set["binaries"] && len(cfg.Binaries) > 0 {
+			return Config{}, 0, false, fmt.Errorf("--skip-multus-binary-copy and --binaries=%s contradict: give one", binaries)
+		}
+		cfg.Binaries = nil
+	}
 	cfg.Capabilities = splitList(caps)
 	if !noKube {
 		cfg.Kubeconfig = kube
 	}
-	var err error
-	if cfg.Overrides, err = ParseOverrides(overrides); err != nil {
-		return Config{}, 0, err
+	if cfg.PrimaryConfigDir == "" {
+		cfg.PrimaryConfigDir = cfg.CNIConfDir
 	}
-	return cfg, lv, cfg.Validate()
+	var err error
+	if cfg.Overrides, err = parseOverridesJSON(overrides); err != nil {
+		return Config{}, 0, false, err
+	}
+	for _, k := range multusConfigKeyFlags {
+		if !set[k.flag] {
+			continue
+		}
+		if _, dup := cfg.Overrides[k.key]; dup {
+			return Config{}, 0, false, fmt.Errorf("--%s and --config-overrides both set key %q: give one", k.flag, k.key)
+		}
+		var v any = *keyFlags[k.flag]
+		if b, ok := parseBoolString(*keyFlags[k.flag]); ok {
+			v = b
+		}
+		if err := CheckOverrides(map[string]any{k.key: v}); err != nil {
+			return Config{}, 0, false, fmt.Errorf("--%s: %w", k.flag, err)
+		}
+		if cfg.Overrides == nil {
+			cfg.Overrides = map[string]any{}
+		}
+		cfg.Overrides[k.key] = v
+	}
+	if err := CheckOverrides(cfg.Overrides); err != nil {
+		return Config{}, 0, false, fmt.Errorf("--config-overrides: %w", err)
+	}
+	return cfg, lv, false, cfg.Validate()
+}
+
+// boolString is a boolean flag kept as "true"/"false" text, so that a
+// flag's being unset and false are told apart.
+type boolString struct{ p *string }
+
+func (b boolString) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return *b.p
+}
+func (b boolString) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*b.p = strconv.FormatBool(v)
+	return nil
+}
+func (b boolString) IsBoolFlag() bool { return true }
+
+func parseBoolString(s string) (bool, bool) {
+	switch s {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
 }
 
 // Validate checks the values that have to be absolute paths or names.
@@ -83,6 +243,21 @@ func (c Config) Validate() error {
 	} {
 		if !filepath.IsAbs(d.val) {
 			return fmt.Errorf("%s %q: must be an absolute path", d.flag, d.val)
+		}
+	}
+	for _, d := range []struct{ flag, val string }{
+		{"--primary-config-dir", c.PrimaryConfigDir}, {"--additional-bin-dir", c.AdditionalBinDir},
+	} {
+		if d.val != "" && !filepath.IsAbs(d.val) {
+			return fmt.Errorf("%s %q: must be an absolute path", d.flag, d.val)
+		}
+	}
+	if c.ForceCNIVersion && c.CNIVersion == "" {
+		return fmt.Errorf("--force-cni-version needs --cni-version")
+	}
+	if c.CNIVersion != "" {
+		if err := checkWithPlexus(map[string]any{"cniVersion": c.CNIVersion, "name": NetworkName, "type": "plexus", "clusterNetwork": "/etc/cni/net.d/primary.conflist"}); err != nil {
+			return fmt.Errorf("--cni-version %q: %w", c.CNIVersion, err)
 		}
 	}
 	if c.Kubeconfig != "" && !filepath.IsAbs(c.Kubeconfig) {
@@ -130,8 +305,9 @@ func executableDir() string {
 }
 
 // Main is plexus-install's main: it returns the process exit code.
-func Main(ctx context.Context, args []string, stderr io.Writer) int {
-	cfg, level, err := ParseFlags(args, stderr)
+// version is the build's version (main.version, set with -ldflags -X).
+func Main(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
+	cfg, level, printVersion, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -139,7 +315,12 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "plexus-install:", err)
 		return 2
 	}
+	if printVersion {
+		fmt.Fprintln(stdout, "plexus-install", version)
+		return 0
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log.Info("plexus-install starting", "version", version)
 	if err := New(cfg, log).Run(ctx); err != nil {
 		log.Error("plexus-install failed", "error", err.Error())
 		return 1

@@ -53,6 +53,39 @@ func TestParseFlags(t *testing.T) {
 		{"override managed", []string{`--config-overrides={"binDir":"/x"}`}, nil, `key "binDir" is set by plexus-install; use --cni-bin-dir`},
 		{"override type", []string{`--config-overrides={"type":"multus"}`}, nil, `key "type" is set by plexus-install and cannot be overridden`},
 		{"override not object", []string{`--config-overrides=[1]`}, nil, "--config-overrides: not a JSON object"},
+		// Multus installer flags (thin_entrypoint, install_multus).
+		{"cni-version", []string{"--cni-version=0.4.0"}, func(c Config) bool { return c.CNIVersion == "0.4.0" && !c.ForceCNIVersion }, ""},
+		{"cni-version unsupported", []string{"--cni-version=9.9.9"}, nil, `--cni-version "9.9.9": plexus config: key "cniVersion"`},
+		{"force-cni-version alone", []string{"--force-cni-version"}, nil, "--force-cni-version needs --cni-version"},
+		{"rename-conf-file", []string{"--rename-conf-file"}, func(c Config) bool { return c.RenameConfFile }, ""},
+		{"autoconfig dir", []string{"--multus-autoconfig-dir=/host/etc/cni/net.d"}, func(c Config) bool { return c.PrimaryConfigDir == "/host/etc/cni/net.d" }, ""},
+		{"primary config dir", []string{"--primary-config-dir=/p"}, func(c Config) bool { return c.PrimaryConfigDir == "/p" }, ""},
+		{"autoconfig dir default", nil, func(c Config) bool { return c.PrimaryConfigDir == c.CNIConfDir }, ""},
+		{"relative autoconfig dir", []string{"--multus-autoconfig-dir=net.d"}, nil, `--primary-config-dir "net.d": must be an absolute path`},
+		{"both names of one flag", []string{"--primary-config-dir=/a", "--multus-autoconfig-dir=/b"}, nil, "--primary-config-dir and --multus-autoconfig-dir are the same flag"},
+		{"master cni file name", []string{"--multus-master-cni-file-name=10-calico.conflist"}, func(c Config) bool { return c.PrimaryConfig == "10-calico.conflist" }, ""},
+		{"kubeconfig file host", []string{"--multus-kubeconfig-file-host=/k/kc"}, func(c Config) bool { return c.Kubeconfig == "/k/kc" }, ""},
+		{"additional-bin-dir", []string{"--additional-bin-dir=/var/lib/cni/bin"}, func(c Config) bool { return c.AdditionalBinDir == "/var/lib/cni/bin" }, ""},
+		{"relative additional-bin-dir", []string{"--additional-bin-dir=bin"}, nil, `--additional-bin-dir "bin": must be an absolute path`},
+		{"dest-dir", []string{"-d", "/host/opt/cni/bin"}, func(c Config) bool { return c.CNIBinDir == "/host/opt/cni/bin" }, ""},
+		{"type thin", []string{"-t", "thin"}, func(c Config) bool { return c.BinariesOnly }, ""},
+		{"type thick", []string{"--type=thick"}, nil, `--type "thick": plexus has no thick mode`},
+		{"force-binaries", []string{"--force-binaries"}, func(c Config) bool { return c.ForceBinaries }, ""},
+		{"skip binary copy", []string{"--skip-multus-binary-copy"}, func(c Config) bool { return len(c.Binaries) == 0 }, ""},
+		{"cleanup on exit", []string{"--cleanup-config-on-exit=false"}, func(c Config) bool { return c.KeepConfig }, ""},
+		{"cleanup contradicts keep", []string{"--cleanup-config-on-exit", "--keep-config"}, nil, "--cleanup-config-on-exit and --keep-config contradict"},
+		{"skip config watch", []string{"--skip-config-watch"}, func(c Config) bool { return c.SkipWatch }, ""},
+		{"override network name", []string{"--override-network-name"}, func(c Config) bool { return c.OverrideNetworkName }, ""},
+		{"multus conf file auto", []string{"--multus-conf-file=auto"}, func(c Config) bool { return true }, ""},
+		{"multus conf file path", []string{"--multus-conf-file=/tmp/x.conf"}, nil, `--multus-conf-file "/tmp/x.conf": not supported`},
+		{"multus bin file", []string{"--multus-bin-file=/usr/src/multus-cni/bin/multus"}, nil, "--multus-bin-file: not supported; use --source-dir"},
+		{"skip tls verify", []string{"--skip-tls-verify"}, nil, "--skip-tls-verify: not supported"},
+		{"config keys as flags", []string{"--namespace-isolation", "--global-namespaces=a,b", "--multus-log-level=debug", "--multus-log-file=/var/log/p.log", "--multus-log-to-stderr=false"}, func(c Config) bool {
+			return c.Overrides["namespaceIsolation"] == true && c.Overrides["globalNamespaces"] == "a,b" && c.Overrides["logLevel"] == "debug" &&
+				c.Overrides["logFile"] == "/var/log/p.log" && c.Overrides["logToStderr"] == false
+		}, ""},
+		{"config key flag and override", []string{"--namespace-isolation", `--config-overrides={"namespaceIsolation":false}`}, nil, `--namespace-isolation and --config-overrides both set key "namespaceIsolation"`},
+		{"bad multus log level", []string{"--multus-log-level=loud"}, nil, `--multus-log-level: plexus config: key "logLevel": "loud"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, _, err := ParseFlags(tc.args, io.Discard)

@@ -8,6 +8,7 @@ package install
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
 // Config is every value plexus-install acts on; Flags fills it.
@@ -55,13 +58,17 @@ type Installer struct {
 	log     *slog.Logger
 	sa      ServiceAccount
 	lastErr string
-	removed bool // plexus's config was removed because the primary vanished
+	removed bool   // plexus's config was removed because the primary vanished
+	renamed string // the primary's file as renamed by --rename-conf-file
 }
 
 // New returns an Installer for cfg logging to log.
 func New(cfg Config, log *slog.Logger) *Installer {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.PrimaryConfigDir == "" {
+		cfg.PrimaryConfigDir = cfg.CNIConfDir
 	}
 	return &Installer{cfg: cfg, log: log}
 }
@@ -74,20 +81,67 @@ func (in *Installer) ConfPath() string { return filepath.Join(in.cfg.CNIConfDir,
 // it removes plexus's config unless KeepConfig. It returns an error when
 // installing fails or nothing usable appears within WaitTimeout.
 func (in *Installer) Run(ctx context.Context) error {
-	if _, _, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, in.cfg.Binaries, in.cfg.ForceBinaries); err != nil {
+	if err := in.installBinaries(); err != nil {
 		return err
+	}
+	if in.cfg.BinariesOnly {
+		return nil
 	}
 	if err := in.syncKubeconfig(); err != nil {
 		return err
 	}
+	in.adoptRenamed()
 	if err := in.waitForPrimary(ctx); err != nil {
 		return err
 	}
 	if in.cfg.Once {
 		return nil
 	}
-	in.watch(ctx)
+	if in.cfg.SkipWatch {
+		in.log.Info("not watching the primary config or the service account (--skip-config-watch); waiting for SIGTERM")
+		<-ctx.Done()
+	} else {
+		in.watch(ctx)
+	}
 	return in.cleanup()
+}
+
+// installBinaries installs into the CNI bin dir and the additional one. A
+// binary left in the CNI bin dir as someone else's is not put into the
+// additional dir either: plexus looks there first (its binDir) and would
+// run it instead of the one the node's owner installed.
+func (in *Installer) installBinaries() error {
+	_, left, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, in.cfg.Binaries, in.cfg.ForceBinaries)
+	if err != nil {
+		return err
+	}
+	extra := in.cfg.AdditionalBinDir
+	if extra == "" || filepath.Clean(extra) == filepath.Clean(in.cfg.CNIBinDir) {
+		return nil
+	}
+	skip := map[string]bool{}
+	for _, n := range left {
+		skip[n] = true
+		in.log.Warn("not installing a binary into --additional-bin-dir: it would shadow the one left in --cni-bin-dir; --force-binaries overrides",
+			"path", filepath.Join(extra, n), "left", filepath.Join(in.cfg.CNIBinDir, n))
+	}
+	var names []string
+	for _, n := range in.cfg.Binaries {
+		if !skip[n] {
+			names = append(names, n)
+		}
+	}
+	_, _, err = InstallBinaries(in.log, in.cfg.SourceDir, extra, names, in.cfg.ForceBinaries)
+	return err
+}
+
+// binDir is plexus's binDir: --additional-bin-dir when set (Multus's
+// meaning of that flag), else --cni-bin-dir.
+func (in *Installer) binDir() string {
+	if in.cfg.AdditionalBinDir != "" {
+		return in.cfg.AdditionalBinDir
+	}
+	return in.cfg.CNIBinDir
 }
 
 // waitForPrimary polls until plexus's config could be written, the
@@ -204,7 +258,7 @@ func (in *Installer) syncConf(initial bool) error {
 			return fmt.Errorf("readiness indicator file: %w", err)
 		}
 	}
-	path, err := FindPrimary(in.cfg.CNIConfDir, in.cfg.ConfName, in.cfg.PrimaryConfig)
+	path, err := in.findPrimary()
 	if err != nil {
 		if !initial && errors.Is(err, ErrNoPrimary) && !in.removed {
 			in.removed = true
@@ -218,31 +272,143 @@ func (in *Installer) syncConf(initial bool) error {
 	if err != nil {
 		return err
 	}
+	version := ""
+	if in.cfg.CNIVersion != "" {
+		if !in.cfg.ForceCNIVersion && primary.CNIVersion != in.cfg.CNIVersion {
+			return fmt.Errorf("--cni-version %q: primary config %s has cniVersion %q; they must match (--force-cni-version writes %q anyway)",
+				in.cfg.CNIVersion, path, primary.CNIVersion, in.cfg.CNIVersion)
+		}
+		version = in.cfg.CNIVersion
+	}
+	name := ""
+	if in.cfg.OverrideNetworkName {
+		name = primary.Name
+	}
+	rename := in.cfg.RenameConfFile && path != in.renamed
+	if rename {
+		primary.Path = path + renamedSuffix
+	}
 	data, err := BuildConf(primary, ConfOptions{
+		CNIVersion: version, NetworkName: name,
 		Kubeconfig: in.cfg.Kubeconfig, ConfDir: in.cfg.CNIConfDir, CNIDir: in.cfg.CNIDir,
-		BinDir: in.cfg.CNIBinDir, ReadinessIndicatorFile: in.cfg.ReadinessIndicatorFile,
+		BinDir: in.binDir(), ReadinessIndicatorFile: in.cfg.ReadinessIndicatorFile,
 		Capabilities: in.cfg.Capabilities, Overrides: in.cfg.Overrides,
 	})
 	if err != nil {
 		return err
 	}
 	in.removed = false
-	if sameContent(in.ConfPath(), data) {
-		return nil
+	if rename {
+		// Both names hold the primary until plexus's config points at the
+		// new one: no ADD finds clusterNetwork missing.
+		if err := linkOver(path, primary.Path); err != nil {
+			return fmt.Errorf("--rename-conf-file: %w", err)
+		}
 	}
-	if err := os.MkdirAll(in.cfg.CNIDir, 0o755); err != nil {
-		return fmt.Errorf("cniDir %s: %w", in.cfg.CNIDir, err)
+	if !sameContent(in.ConfPath(), data) {
+		if err := os.MkdirAll(in.cfg.CNIDir, 0o755); err != nil {
+			return fmt.Errorf("cniDir %s: %w", in.cfg.CNIDir, err)
+		}
+		if err := writeFileAtomic(in.ConfPath(), data, 0o644); err != nil {
+			return fmt.Errorf("plexus config: %w", err)
+		}
+		in.log.Info("wrote plexus config", "path", in.ConfPath(), "primary", primary.Path,
+			"cniVersion", primary.CNIVersion, "capabilities", strings.Join(primary.Capabilities, ","))
+		if sh := ShadowingConfigs(in.cfg.CNIConfDir, in.cfg.ConfName); len(sh) > 0 {
+			in.log.Warn("config files sort before plexus's: the runtime loads the first of them, not plexus; remove them (e.g. Multus's 00-multus.conf)",
+				"files", strings.Join(sh, ","))
+		}
 	}
-	if err := writeFileAtomic(in.ConfPath(), data, 0o644); err != nil {
-		return fmt.Errorf("plexus config: %w", err)
-	}
-	in.log.Info("wrote plexus config", "path", in.ConfPath(), "primary", primary.Path,
-		"cniVersion", primary.CNIVersion, "capabilities", strings.Join(primary.Capabilities, ","))
-	if sh := ShadowingConfigs(in.cfg.CNIConfDir, in.cfg.ConfName); len(sh) > 0 {
-		in.log.Warn("config files sort before plexus's: the runtime loads the first of them, not plexus; remove them (e.g. Multus's 00-multus.conf)",
-			"files", strings.Join(sh, ","))
+	if rename {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--rename-conf-file: %w", err)
+		}
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("--rename-conf-file: %w", err)
+		}
+		in.renamed = primary.Path
+		in.log.Info("renamed the primary config so the runtime cannot load it (--rename-conf-file)", "from", path, "to", primary.Path)
 	}
 	return nil
+}
+
+// renamedSuffix is what --rename-conf-file appends, as Multus does.
+const renamedSuffix = ".old"
+
+// findPrimary finds the primary in --primary-config-dir; once the primary
+// has been renamed, the renamed file stands in for it until a config
+// appears under a loadable name again (its plugin rewrote it).
+func (in *Installer) findPrimary() (string, error) {
+	path, err := FindPrimary(in.cfg.PrimaryConfigDir, in.cfg.ConfName, in.cfg.PrimaryConfig)
+	if errors.Is(err, ErrNoPrimary) && in.renamed != "" {
+		if fi, serr := os.Stat(in.renamed); serr == nil && fi.Mode().IsRegular() {
+			return in.renamed, nil
+		}
+	}
+	return path, err
+}
+
+// adoptRenamed finds, with --rename-conf-file, the primary an earlier run
+// renamed: plexus's config (kept, or left by a kill) points at it.
+func (in *Installer) adoptRenamed() {
+	if !in.cfg.RenameConfFile {
+		return
+	}
+	raw, err := os.ReadFile(in.ConfPath())
+	if err != nil {
+		return
+	}
+	var conf struct {
+		Plugins []struct {
+			ClusterNetwork string `json:"clusterNetwork"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(raw, &conf) != nil || len(conf.Plugins) != 1 {
+		return
+	}
+	cn := conf.Plugins[0].ClusterNetwork
+	if strings.HasSuffix(cn, renamedSuffix) && filepath.IsAbs(cn) {
+		if fi, err := os.Stat(cn); err == nil && fi.Mode().IsRegular() {
+			in.renamed = cn
+		}
+	}
+}
+
+// linkOver makes dst another name of src, replacing dst atomically.
+func linkOver(src, dst string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".link-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	tmp.Close()
+	if err := os.Remove(name); err != nil {
+		return err
+	}
+	if err := os.Link(src, name); err != nil {
+		return fmt.Errorf("link %s: %w", src, err)
+	}
+	if err := os.Rename(name, dst); err != nil {
+		_ = os.Remove(name)
+		return fmt.Errorf("rename to %s: %w", dst, err)
+	}
+	return nil
+}
+
+// restorePrimary gives the renamed primary its name back (unless its
+// plugin wrote a new one meanwhile) and returns whether the renamed copy
+// may go.
+func (in *Installer) restorePrimary() bool {
+	orig := strings.TrimSuffix(in.renamed, renamedSuffix)
+	if _, err := os.Lstat(orig); err == nil {
+		return true
+	}
+	if err := os.Link(in.renamed, orig); err != nil {
+		in.log.Warn("could not restore the renamed primary config; rename it back by hand", "path", in.renamed, "to", orig, "error", err.Error())
+		return false
+	}
+	in.log.Info("restored the primary config's name", "path", orig)
+	return true
 }
 
 // cleanup removes plexus's config on exit unless KeepConfig. Binaries and
@@ -252,9 +418,16 @@ func (in *Installer) cleanup() error {
 		in.log.Info("exiting; keeping plexus config", "path", in.ConfPath())
 		return nil
 	}
+	// The primary first: the runtime must find a config at every moment.
+	dropRenamed := in.renamed != "" && in.restorePrimary()
 	if err := os.Remove(in.ConfPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove plexus config: %w", err)
 	}
 	in.log.Info("exiting; removed plexus config", "path", in.ConfPath())
+	if dropRenamed {
+		if err := os.Remove(in.renamed); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove renamed primary config: %w", err)
+		}
+	}
 	return nil
 }

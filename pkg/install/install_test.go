@@ -546,3 +546,199 @@ func TestWarnsAboutShadowingMultusConfig(t *testing.T) {
 		return strings.Contains(r.logs.String(), "sort before plexus") && strings.Contains(r.logs.String(), "00-multus.conf")
 	})
 }
+
+// --cni-version as in Multus's thin entrypoint: it must equal the primary's
+// cniVersion (else nothing is written and the error names both); with
+// --force-cni-version plexus's config gets it regardless, and the primary's
+// file is left as it is.
+func TestCNIVersionFlag(t *testing.T) {
+	h := newHost(t)
+	primary := filepath.Join(h.conf, "10-kindnet.conflist")
+	h.write(primary, bridgePrimary)
+	cfg := h.config()
+	cfg.Once, cfg.WaitTimeout, cfg.CNIVersion = true, 300*time.Millisecond, "0.4.0"
+	err := New(cfg, discard).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `--cni-version "0.4.0": primary config `+primary+` has cniVersion "1.0.0"`) {
+		t.Fatalf("mismatch: %v", err)
+	}
+	if h.plexusConf() != nil {
+		t.Fatal("plexus config written although --cni-version does not match the primary")
+	}
+	cfg.CNIVersion = "1.0.0"
+	if err := New(cfg, discard).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v := h.plexusConf()["cniVersion"]; v != "1.0.0" {
+		t.Fatalf("cniVersion %v", v)
+	}
+	cfg.CNIVersion, cfg.ForceCNIVersion = "0.4.0", true
+	if err := New(cfg, discard).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v := h.plexusConf()["cniVersion"]; v != "0.4.0" {
+		t.Fatalf("forced cniVersion %v", v)
+	}
+	if readString(t, primary) != bridgePrimary {
+		t.Fatal("--force-cni-version changed the primary's file")
+	}
+}
+
+// --rename-conf-file as in Multus: the primary's file is renamed to
+// <name>.old once plexus's config is written, so the runtime can no longer
+// load it; plexus's clusterNetwork follows the file. A primary written
+// again (its plugin restarted) is followed and renamed again. On exit the
+// primary gets its name back before plexus's config goes.
+func TestRenameConfFile(t *testing.T) {
+	h := newHost(t)
+	primary := filepath.Join(h.conf, "10-kindnet.conflist")
+	h.write(primary, bridgePrimary)
+	cfg := h.config()
+	cfg.RenameConfFile = true
+	r := start(t, cfg)
+	// The config points at the new name before the old one goes.
+	eventually(t, "plexus config on the renamed primary, and the primary's name gone", func() bool {
+		c := h.plexusConf()
+		_, err := os.Stat(primary)
+		return c != nil && pluginOf(c)["clusterNetwork"] == primary+".old" && os.IsNotExist(err)
+	})
+	if readString(t, primary+".old") != bridgePrimary {
+		t.Fatal("renamed primary has other content")
+	}
+	r.logged(t, "renamed the primary config", primary+".old")
+
+	// kindnet restarts and writes its config again, with a new capability.
+	again := strings.Replace(bridgePrimary, `"bandwidth":true`, `"bandwidth":true,"mac":true`, 1)
+	h.write(primary, again)
+	eventually(t, "plexus config following the rewritten primary", func() bool {
+		c := h.plexusConf()
+		if c == nil {
+			return false
+		}
+		caps, _ := pluginOf(c)["capabilities"].(map[string]any)
+		_, err := os.Stat(primary)
+		return caps["mac"] == true && os.IsNotExist(err) && pluginOf(c)["clusterNetwork"] == primary+".old"
+	})
+	if readString(t, primary+".old") != again {
+		t.Fatal("rewritten primary not renamed over the .old file")
+	}
+	if strings.Contains(r.logs.String(), "vanished") {
+		t.Fatalf("the renamed primary was taken for a vanished one:\n%s", r.logs)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if h.plexusConf() != nil {
+		t.Fatal("plexus config left after exit")
+	}
+	if readString(t, primary) != again {
+		t.Fatal("primary not restored on exit")
+	}
+	if _, err := os.Stat(primary + ".old"); !os.IsNotExist(err) {
+		t.Fatalf("renamed copy left after restoring: %v", err)
+	}
+}
+
+// A plexus-install restarted with its config kept (--keep-config, or killed)
+// finds the primary it renamed through its own config.
+func TestRenameConfFileAfterRestart(t *testing.T) {
+	h := newHost(t)
+	primary := filepath.Join(h.conf, "10-kindnet.conflist")
+	h.write(primary, bridgePrimary)
+	cfg := h.config()
+	cfg.RenameConfFile, cfg.KeepConfig, cfg.Once = true, true, true
+	for run := 0; run < 2; run++ {
+		if err := New(cfg, discard).Run(context.Background()); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if c := h.plexusConf(); c == nil || pluginOf(c)["clusterNetwork"] != primary+".old" {
+			t.Fatalf("run %d: config %v", run, c)
+		}
+	}
+}
+
+// The primary is looked for in --primary-config-dir (Multus's
+// --multus-autoconfig-dir); plexus's config still goes to --cni-conf-dir.
+// With --override-network-name the conflist takes the primary's name.
+func TestPrimaryConfigDir(t *testing.T) {
+	h := newHost(t)
+	auto := filepath.Join(h.root, "autoconf")
+	os.MkdirAll(auto, 0o755)
+	h.write(filepath.Join(auto, "10-kindnet.conflist"), bridgePrimary)
+	h.write(filepath.Join(h.conf, "05-decoy.conf"), `{"cniVersion":"1.0.0","name":"decoy","type":"bridge"}`)
+	cfg := h.config()
+	cfg.Once, cfg.PrimaryConfigDir, cfg.OverrideNetworkName = true, auto, true
+	if err := New(cfg, discard).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := h.plexusConf()
+	if p := pluginOf(c); p["clusterNetwork"] != filepath.Join(auto, "10-kindnet.conflist") || p["confDir"] != h.conf {
+		t.Fatalf("plugin %v", p)
+	}
+	if c["name"] != "kindnet" {
+		t.Fatalf("--override-network-name: name %v", c["name"])
+	}
+}
+
+// --additional-bin-dir: plexus's binDir (Multus's meaning) and a second
+// place the binaries go; a binary left in --cni-bin-dir as someone else's
+// is not put there either, where it would shadow that one for plexus.
+func TestAdditionalBinDir(t *testing.T) {
+	h := newHost(t)
+	h.write(filepath.Join(h.conf, "10-kindnet.conflist"), bridgePrimary)
+	writeExec(t, h.bin, "sriov", "#!/bin/sh\necho upstream sriov-cni\n")
+	extra := filepath.Join(h.root, "var/lib/cni/bin")
+	cfg := h.config()
+	cfg.Once, cfg.AdditionalBinDir = true, extra
+	var logs syncBuffer
+	if err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil))).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := pluginOf(h.plexusConf())["binDir"]; got != extra {
+		t.Fatalf("binDir %v, want %s", got, extra)
+	}
+	if readString(t, filepath.Join(extra, "plexus")) != readString(t, filepath.Join(h.src, "plexus")) {
+		t.Fatal("plexus not installed into --additional-bin-dir")
+	}
+	if _, err := os.Stat(filepath.Join(extra, "sriov")); !os.IsNotExist(err) {
+		t.Fatalf("sriov put into --additional-bin-dir although left in --cni-bin-dir: %v", err)
+	}
+	if l := linesWith(logs.String(), filepath.Join(extra, "sriov"), "--force-binaries"); len(l) != 1 {
+		t.Fatalf("want one line saying sriov was not put into %s:\n%s", extra, logs.String())
+	}
+}
+
+// --type=thin (install_multus): install the binaries and exit.
+func TestBinariesOnly(t *testing.T) {
+	h := newHost(t)
+	cfg := h.config()
+	cfg.BinariesOnly = true
+	if err := New(cfg, discard).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(h.bin, "plexus")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.Kubeconfig); !os.IsNotExist(err) {
+		t.Fatalf("binaries only wrote a kubeconfig: %v", err)
+	}
+}
+
+// --skip-config-watch: write once, then wait for the signal without
+// polling; the config is removed on exit as usual.
+func TestSkipConfigWatch(t *testing.T) {
+	h := newHost(t)
+	h.write(filepath.Join(h.conf, "10-kindnet.conflist"), bridgePrimary)
+	cfg := h.config()
+	cfg.SkipWatch = true
+	r := start(t, cfg)
+	r.logged(t, "not watching")
+	if h.plexusConf() == nil {
+		t.Fatal("no plexus config")
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if h.plexusConf() != nil {
+		t.Fatal("plexus config left after exit")
+	}
+}
