@@ -143,7 +143,7 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 			req.Networks = kv[1]
 		}
 	}
-	log, closeLog := logging.New(conf.LogFile, conf.LogLevel, conf.LogToStderr, args.ContainerID, req.Pod.String())
+	log, closeLog := logging.NewWithOptions(conf.Logging(), args.ContainerID, req.Pod.String())
 	store := cache.Store{Dir: conf.CNIDir}
 	var src *Sources
 	if conf.Clusterless() {

@@ -2,8 +2,12 @@ package plexus
 
 import "github.com/plexus-cni/plexus/pkg/config"
 
-// typeAllowed applies the delegatePolicy config key (wired once pkg/config has it).
-func typeAllowed(c *config.Conf, namespace, pluginType string) error { return nil }
+// typeAllowed applies the delegatePolicy config key to one plugin type of a
+// NAD (meta-plugins are refused before this, in vetTenantConf).
+func typeAllowed(c *config.Conf, namespace, pluginType string) error {
+	return c.TypeAllowed(namespace, pluginType)
+}
 
-// strictAnnotations is the strictAnnotations config key (wired once pkg/config has it).
-func strictAnnotations(c *config.Conf) bool { return false }
+// strictAnnotations is the strictAnnotations config key: unknown fields in
+// the networks annotation refused instead of reported.
+func strictAnnotations(c *config.Conf) bool { return c.StrictAnnotations }

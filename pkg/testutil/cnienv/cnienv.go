@@ -144,7 +144,7 @@ func (e *Env) WriteFile(path, content string) {
 func (e *Env) PlexusConf() *libcni.NetworkConfigList {
 	c := map[string]any{
 		"type": "plexus", "clusterNetwork": "primary", "confDir": e.ConfDir, "cniDir": e.CNIDir,
-		"binDir": e.BinDir, "networksDir": e.NetworksDir, "logFile": filepath.Join(e.Dir, "plexus.log"), "logLevel": "debug",
+		"binDir": e.BinDir, "networksDir": e.NetworksDir, "logFile": filepath.Join(e.Dir, "plexus.log"), "logLevel": "debug", "logToStderr": false,
 		"capabilities": map[string]bool{"portMappings": true},
 	}
 	for k, v := range e.Extra {
