@@ -296,8 +296,10 @@ func Validate(elems []*nadv1.NetworkSelectionElement) error {
 			seenIf[e.InterfaceRequest] = i + 1
 		}
 		for _, ip := range e.IPRequest {
-			if _, _, err := net.ParseCIDR(ip); err != nil {
-				return fmt.Errorf("%s: field \"ips\": %q is not a CIDR (e.g. 10.1.1.11/24)", where, ip)
+			// An address with or without a prefix, as Multus accepts
+			// (whether the IPAM plugin takes a bare address is its call).
+			if _, _, err := net.ParseCIDR(ip); err != nil && net.ParseIP(ip) == nil {
+				return fmt.Errorf("%s: field \"ips\": %q is not an IP address or CIDR (e.g. 10.1.1.11/24)", where, ip)
 			}
 		}
 		if e.MacRequest != "" {

@@ -20,6 +20,8 @@ func TestParseGood(t *testing.T) {
 		{"a,a", `[{"name":"a","namespace":"pods"},{"name":"a","namespace":"pods"}]`},
 		{"net.example.com", `[{"name":"net.example.com","namespace":"pods"}]`},
 		{`[{"name":"a"}]`, `[{"name":"a","namespace":"pods"}]`},
+		// A bare address, as Multus accepts.
+		{`[{"name":"a","ips":["10.1.1.5"]}]`, `[{"name":"a","namespace":"pods","ips":["10.1.1.5"]}]`},
 		{`[{"name":"a","namespace":"n2","interface":"sig0","ips":["10.1.1.5/24","fd00::5/64"],"mac":"02:00:00:00:00:05"}]`,
 			`[{"name":"a","namespace":"n2","ips":["10.1.1.5/24","fd00::5/64"],"mac":"02:00:00:00:00:05","interface":"sig0"}]`},
 		{`[{"name":"a","portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}],"bandwidth":{"ingressRate":1000,"ingressBurst":10,"egressRate":1000,"egressBurst":10}}]`,
@@ -74,8 +76,9 @@ func TestParseBad(t *testing.T) {
 		{`[{"name":7}]`, `field "name": want string, got JSON number`},
 		{`[{}]`, `element 1 ("pods/"): field "name": missing`},
 		{`[{"name":"a","ips":"10.0.0.1/24"}]`, `field "ips": want []string`},
-		{`[{"name":"a","ips":["10.0.0.1"]}]`, `field "ips": "10.0.0.1" is not a CIDR`},
-		{`[{"name":"a","ips":["300.0.0.1/24"]}]`, `field "ips": "300.0.0.1/24" is not a CIDR`},
+		{`[{"name":"a","ips":["10.0.0.1/33"]}]`, `field "ips": "10.0.0.1/33" is not an IP address or CIDR`},
+		{`[{"name":"a","ips":["300.0.0.1/24"]}]`, `field "ips": "300.0.0.1/24" is not an IP address or CIDR`},
+		{`[{"name":"a","ips":["host-1"]}]`, `field "ips": "host-1" is not an IP address or CIDR`},
 		{`[{"name":"a","mac":"zz:00:00:00:00:00"}]`, `field "mac": "zz:00:00:00:00:00" is not a MAC address`},
 		{`[{"name":"a","mac":"02:00:00:00:00"}]`, `field "mac"`},
 		{`[{"name":"a","infiniband-guid":"02:00:00:00:00:01"}]`, `field "infiniband-guid": "02:00:00:00:00:01" is not an 8-byte GUID`},
@@ -253,7 +256,7 @@ func TestParseWithWarnings(t *testing.T) {
 // names only; a malformed known field is an error either way.
 func TestParseWithWarningsStillRefusesBadValues(t *testing.T) {
 	for _, in := range []string{
-		`[{"name":"a","bogus":1,"ips":["10.0.0.1"]}]`,
+		`[{"name":"a","bogus":1,"ips":["10.0.0.1/40"]}]`,
 		`[{"name":"a","bogus":1,"default-route":[""]}]`,
 		`[{"name":"a","Interface":"eth 0"}]`,
 		`[{"name":"a","interfaceRequest":7}]`,
