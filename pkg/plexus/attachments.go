@@ -97,6 +97,15 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 		}
 		atts = append(atts, a)
 	}
+	// Multus's auxiliaryCNIChainName: a chain of the .conf files beside
+	// clusterNetwork, run last with the next netN name.
+	aux, err := e.Conf.AuxiliaryChain()
+	if err != nil {
+		return nil, err
+	}
+	if aux != nil {
+		atts = append(atts, cache.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegateArgs(req.Args)})
+	}
 	if err := uniqueInterfaces(atts); err != nil {
 		return nil, err
 	}
