@@ -32,16 +32,17 @@ func (p *Plugin) deviceInfoRoot() string {
 }
 
 // confineDeviceInfo checks that path names a file under the device-info
-// cni/ directory, lexically (after filepath.Clean, so no ".." escapes) and
-// after resolving symlinks in its existing parent directories, and returns
-// the resolved path. With create (ADD) the root and the missing parents are
-// created, only after the check; without it (DEL) "" and no error means
-// there is nothing to remove.
+// cni/ directory once cleaned (filepath.Clean: no ".." left) and with the
+// symlinks of its existing parent directories resolved (no escape through a
+// link; a base reached through one, like /var/run -> /run, is fine), and
+// returns the resolved path. With create (ADD) the root and the missing
+// parents are made, the parents only after the check; without it (DEL) ""
+// and no error means there is nothing to remove.
 func (p *Plugin) confineDeviceInfo(path string, create bool) (string, error) {
 	root := p.deviceInfoRoot()
 	clean := filepath.Clean(path)
-	if !filepath.IsAbs(clean) || !under(root, clean) {
-		return "", fmt.Errorf("%q is not a file under %s", path, root)
+	if !filepath.IsAbs(clean) {
+		return "", fmt.Errorf("%q is not an absolute path", path)
 	}
 	if create {
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -60,7 +61,10 @@ func (p *Plugin) confineDeviceInfo(path string, create bool) (string, error) {
 		return "", fmt.Errorf("%q: %w", path, err)
 	}
 	if parent != realRoot && !under(realRoot, parent) {
-		return "", fmt.Errorf("%q resolves (through a symlink) to %s, outside %s", path, parent, root)
+		if parent != filepath.Dir(clean) {
+			return "", fmt.Errorf("%q is not a file under %s (its directory resolves to %s)", path, root, parent)
+		}
+		return "", fmt.Errorf("%q is not a file under %s", path, root)
 	}
 	if create {
 		if err := os.MkdirAll(parent, 0o755); err != nil {

@@ -54,3 +54,50 @@ func TestDeviceInfoPathConfined(t *testing.T) {
 		})
 	}
 }
+
+// The device-info base may itself be reached through a symlink (/var/run
+// is one to /run on most distributions): paths under it are accepted.
+func TestConfineDeviceInfoPaths(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "run")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plugin{DeviceInfoDir: filepath.Join(link, "devinfo")}
+	outside := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(real, "devinfo", "cni"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(real, "devinfo", "cni", "out")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, want string // want "" means refused
+	}{
+		{filepath.Join(link, "devinfo/cni/net-c1-net1-device.json"), filepath.Join(real, "devinfo/cni/net-c1-net1-device.json")},
+		{filepath.Join(real, "devinfo/cni/a.json"), filepath.Join(real, "devinfo/cni/a.json")},
+		{filepath.Join(link, "devinfo/cni/sub/dir/a.json"), filepath.Join(real, "devinfo/cni/sub/dir/a.json")},
+		{filepath.Join(link, "devinfo/cni/./x/../b.json"), filepath.Join(real, "devinfo/cni/b.json")},
+		{filepath.Join(link, "devinfo/cni/out/a.json"), ""},
+		{filepath.Join(link, "devinfo/cni/out/new/a.json"), ""},
+		{filepath.Join(link, "devinfo/cni"), ""},
+		{filepath.Join(link, "devinfo/dp/a.json"), ""},
+		{filepath.Join(link, "devinfo/cni/../../etc/passwd"), ""},
+		{"/etc/passwd", ""},
+		{"devinfo/cni/a.json", ""},
+	} {
+		got, err := p.confineDeviceInfo(tc.path, true)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%s accepted as %s", tc.path, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %s", tc.path, got, err, tc.want)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("directories created through the escaping symlink: %v", ents)
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/jaypipes/ghw"
+
+	"github.com/plexus-cni/plexus/pkg/sriov/sysfs"
 )
 
 // Options say where and how to discover.
@@ -63,15 +65,10 @@ type VF struct {
 }
 
 // IsUserspace reports whether the VF is bound to a userspace I/O driver.
-func (v *VF) IsUserspace() bool { return IsUserspaceDriver(v.Driver) }
+func (v *VF) IsUserspace() bool { return sysfs.IsUserspaceDriver(v.Driver) }
 
 // IsVFIO reports whether the VF is bound to vfio-pci.
 func (v *VF) IsVFIO() bool { return v.Driver == "vfio-pci" }
-
-// IsUserspaceDriver reports whether drv leaves a device without a kernel netdev.
-func IsUserspaceDriver(drv string) bool {
-	return drv == "vfio-pci" || drv == "uio_pci_generic" || drv == "igb_uio"
-}
 
 // ErrNoSysfs is returned when the root has no sys/bus/pci/devices.
 var ErrNoSysfs = errors.New("no PCI sysfs")

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/plexus-cni/plexus/pkg/sriov/sysfs"
 )
 
 // DefaultPrefix is the resource prefix when neither the flag nor a
@@ -226,10 +228,7 @@ func parseSelectors(raw json.RawMessage, path string) ([]*Selector, error) {
 	return out, nil
 }
 
-var (
-	hexID   = regexp.MustCompile(`^[0-9a-fA-F]{4}$`)
-	pciAddr = regexp.MustCompile(`^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
-)
+var hexID = regexp.MustCompile(`^[0-9a-fA-F]{4}$`)
 
 func parseSelector(raw json.RawMessage, path string) (*Selector, error) {
 	m, err := object(raw, path, selectorKeys)
@@ -300,7 +299,7 @@ func hexCheck(v string) error {
 }
 
 func addrCheck(v string) error {
-	if !pciAddr.MatchString(v) {
+	if !sysfs.ValidPCIAddr(v) {
 		return fmt.Errorf("want a PCI address like \"0000:3b:02.1\"")
 	}
 	return nil

@@ -64,3 +64,24 @@ func TestVFPFWithoutNetdev(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPhysFn(t *testing.T) {
+	tr := fakesysfs.New(t)
+	vfs, err := tr.AddPF(fakesysfs.PF{Addr: "0000:3b:00.0", Netdev: "ens1f0", NumVFs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Reader{Root: tr.Root}
+	if got, err := r.PhysFn(vfs[0].Addr); err != nil || got != "0000:3b:00.0" {
+		t.Errorf("PhysFn(VF) = %q %v", got, err)
+	}
+	if _, err := r.PhysFn("0000:3b:00.0"); err == nil || !strings.Contains(err.Error(), "not a virtual function") {
+		t.Errorf("PhysFn(PF) error %v", err)
+	}
+	if err := tr.RenameNetdev("0000:3b:00.0", "ens1f0", "eth7"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Netdevs("0000:3b:00.0"); err != nil || len(got) != 1 || got[0] != "eth7" {
+		t.Errorf("PF netdevs after rename %v %v", got, err)
+	}
+}
