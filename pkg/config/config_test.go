@@ -285,19 +285,21 @@ func TestTypeAllowed(t *testing.T) {
 		name, extra, ns, typ, wantErr string
 	}{
 		{"no policy: any type", ``, "a", "sriov", ""},
-		{"no policy: multus refused", ``, "a", "multus", `delegatePolicy: namespace "a" may not use plugin type "multus": plexus never runs a meta-plugin`},
+		{"no policy: multus refused", ``, "a", "multus", `plugin type "multus" is a meta-plugin`},
 		{"no policy: plexus refused", ``, "a", "plexus", `plugin type "plexus"`},
 		{"no policy: multus-shim refused", ``, "a", "multus-shim", `plugin type "multus-shim"`},
 		{"default allows", policy, "a", "bridge", ""},
-		{"default refuses", policy, "a", "sriov", `delegatePolicy: namespace "a" may not use plugin type "sriov" (allowed there: bridge, macvlan)`},
-		{"namespace list replaces default", policy, "sriov-tenant", "sriov", ""},
-		{"namespace list refuses default's types", policy, "sriov-tenant", "bridge", `namespace "sriov-tenant" may not use plugin type "bridge" (allowed there: host-device, sriov)`},
+		{"default refuses", policy, "a", "sriov", `plugin type "sriov" is not allowed in namespace "a" (allowed there: bridge, macvlan; plexus config key "delegatePolicy")`},
+		{"namespace list adds to default", policy, "sriov-tenant", "sriov", ""},
+		{"namespace keeps default's types", policy, "sriov-tenant", "bridge", ""},
+		{"namespace list refuses the rest", policy, "sriov-tenant", "ipvlan", `plugin type "ipvlan" is not allowed in namespace "sriov-tenant" (allowed there: bridge, host-device, macvlan, sriov;`},
 		{"wildcard", policy, "open", "ipvlan", ""},
 		{"wildcard still refuses meta-plugins", policy, "open", "multus", `meta-plugin`},
-		{"empty list allows none", policy, "closed", "bridge", `(allowed there: none)`},
+		{"empty list adds none", policy, "closed", "host-device", `(allowed there: bridge, macvlan;`},
 		{"empty type", policy, "a", "", `plugin type ""`},
 		{"namespaces only: others free", `,"delegatePolicy":{"namespaces":{"t":{"allow":["macvlan"]}}}`, "x", "sriov", ""},
-		{"namespaces only: listed bound", `,"delegatePolicy":{"namespaces":{"t":{"allow":["macvlan"]}}}`, "t", "sriov", `namespace "t" may not use plugin type "sriov"`},
+		{"namespaces only: listed bound", `,"delegatePolicy":{"namespaces":{"t":{"allow":["macvlan"]}}}`, "t", "sriov", `plugin type "sriov" is not allowed in namespace "t"`},
+		{"empty default allows none", `,"delegatePolicy":{"default":{"allow":[]}}`, "t", "bridge", `(allowed there: none;`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,8 +317,8 @@ func TestTypeAllowed(t *testing.T) {
 			if !errors.As(err, &te) || te.Namespace != tc.ns || te.Type != tc.typ {
 				t.Fatalf("error %#v is not a TypeNotAllowedError for %s/%s", err, tc.ns, tc.typ)
 			}
-			if i := strings.Index(err.Error(), "delegatePolicy"); i < 0 || i > 100 {
-				t.Fatalf("error %q does not name delegatePolicy within 100 characters", err)
+			if i := strings.Index(err.Error(), "plugin type"); i < 0 || i > 100 {
+				t.Fatalf("error %q does not name the type within 100 characters", err)
 			}
 		})
 	}

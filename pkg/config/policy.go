@@ -11,10 +11,11 @@ import (
 var MetaPlugins = []string{"plexus", "multus", "multus-shim"}
 
 // DelegatePolicy is the delegatePolicy key: which CNI plugin types the NADs
-// of a namespace may use. A namespace listed under Namespaces may use
-// exactly the types of its entry; any other namespace those of Default;
-// without Default, any type. "*" in a list stands for any type. Meta-plugins
-// are refused everywhere.
+// of a namespace may use (every "type" of a NAD's conflist, IPAM types
+// included). A namespace may use the types of Default plus those of its own
+// entry under Namespaces (the rule of the admission policy in
+// deployments/policy/); with neither, any type. "*" in a list stands for any
+// type. Meta-plugins are refused everywhere.
 //
 //	"delegatePolicy": {
 //	  "default":    {"allow": ["bridge", "macvlan", "ipvlan", "tuning", "portmap"]},
@@ -34,18 +35,19 @@ type TypeAllowList struct {
 // TypeNotAllowedError is TypeAllowed's refusal.
 type TypeNotAllowedError struct {
 	Namespace, Type string
-	Allowed         []string // nil for a meta-plugin
+	Allowed         []string
+	Meta            bool // a meta-plugin: refused whatever the policy
 }
 
 func (e *TypeNotAllowedError) Error() string {
-	if e.Allowed == nil {
-		return fmt.Sprintf("delegatePolicy: namespace %q may not use plugin type %q: plexus never runs a meta-plugin as a delegate", e.Namespace, e.Type)
+	if e.Meta {
+		return fmt.Sprintf("plugin type %q is a meta-plugin; a network may not nest plexus or Multus", e.Type)
 	}
 	allowed := "none"
 	if len(e.Allowed) > 0 {
 		allowed = strings.Join(e.Allowed, ", ")
 	}
-	return fmt.Sprintf("delegatePolicy: namespace %q may not use plugin type %q (allowed there: %s)", e.Namespace, e.Type, allowed)
+	return fmt.Sprintf("plugin type %q is not allowed in namespace %q (allowed there: %s; plexus config key \"delegatePolicy\")", e.Type, e.Namespace, allowed)
 }
 
 // TypeAllowed reports whether a NAD in namespace may use a plugin of
@@ -56,22 +58,23 @@ func (e *TypeNotAllowedError) Error() string {
 // administrator's and is not subject to it.
 func (c *Conf) TypeAllowed(namespace, pluginType string) error {
 	if contains(MetaPlugins, pluginType) {
-		return &TypeNotAllowedError{Namespace: namespace, Type: pluginType}
+		return &TypeNotAllowedError{Namespace: namespace, Type: pluginType, Meta: true}
 	}
 	p := c.DelegatePolicy
 	if p == nil {
 		return nil
 	}
-	var list *TypeAllowList
-	if l, ok := p.Namespaces[namespace]; ok {
-		list = &l
-	} else if p.Default != nil {
-		list = p.Default
+	// A namespace may use the default list and, in addition, its own (the
+	// same rule as the admission policy in deployments/policy/).
+	var allowed []string
+	if p.Default != nil {
+		allowed = append(allowed, p.Default.Allow...)
 	}
-	if list == nil || contains(list.Allow, "*") || (pluginType != "" && contains(list.Allow, pluginType)) {
+	ns, hasNS := p.Namespaces[namespace]
+	allowed = append(allowed, ns.Allow...)
+	if (p.Default == nil && !hasNS) || contains(allowed, "*") || (pluginType != "" && contains(allowed, pluginType)) {
 		return nil
 	}
-	allowed := append([]string{}, list.Allow...)
 	sort.Strings(allowed)
 	return &TypeNotAllowedError{Namespace: namespace, Type: pluginType, Allowed: allowed}
 }

@@ -46,7 +46,12 @@ func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.N
 			return nil, nil, fmt.Errorf("field \"type\": plugin type %q is a meta-plugin; a network may not nest plexus or Multus", t)
 		}
 		if err := typeAllowed(e.Conf, n.Namespace, t); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("field \"type\": %w", err)
+		}
+		if p.Network.IPAM.Type != "" {
+			if err := typeAllowed(e.Conf, n.Namespace, p.Network.IPAM.Type); err != nil {
+				return nil, nil, fmt.Errorf("field \"ipam.type\": %w", err)
+			}
 		}
 	}
 	var top map[string]any
