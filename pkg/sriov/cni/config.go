@@ -380,7 +380,10 @@ func checkLogging(n *NetConf, c *Config) error {
 	switch n.LogLevel {
 	case "", "panic", "error", "warning", "info", "debug":
 	default:
-		return keyErr("logLevel", "%q is not one of panic, error, warning, info, debug", n.LogLevel)
+		// sriov-cni logs at info for a level it does not know; a NAD with
+		// one works there, so it works here the same way.
+		n.LogLevel = "info"
+		c.LogLevel = n.LogLevel
 	}
 	if n.LogFile != "" && !filepath.IsAbs(n.LogFile) {
 		return keyErr("logFile", "%q is not an absolute path", n.LogFile)

@@ -43,7 +43,6 @@ func TestParseConfigErrors(t *testing.T) {
 		{"ips without ipam", `{` + base + `,"runtimeConfig":{"ips":["10.1.0.5/24"]}}`, `key "runtimeConfig.ips": requested but "ipam"`},
 		{"bad ip", `{` + base + `,"ipam":{"type":"static"},"runtimeConfig":{"ips":["10.1.0.500/24"]}}`, `key "runtimeConfig.ips[0]"`},
 		{"ipam path", `{` + base + `,"ipam":{"type":"../host-local"}}`, `key "ipam.type"`},
-		{"log level", `{` + base + `,"logLevel":"verbose"}`, `key "logLevel": "verbose"`},
 		{"log file relative", `{` + base + `,"logFile":"sriov.log"}`, `key "logFile": "sriov.log" is not an absolute path`},
 		{"devinfo relative", `{` + base + `,"runtimeConfig":{"CNIDeviceInfoFile":"x.json"}}`, `key "runtimeConfig.CNIDeviceInfoFile"`},
 		{"dataDir relative", `{` + base + `,"dataDir":"var/lib"}`, `key "dataDir": "var/lib" is not an absolute path`},
@@ -114,4 +113,12 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted out-of-range config %s", b)
 		}
 	})
+}
+
+// An unknown logLevel is info, as sriov-cni treats it: such NADs work there.
+func TestUnknownLogLevelIsInfo(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"cniVersion":"1.0.0","name":"net1","type":"sriov","deviceID":"0000:00:01.1","logLevel":"verbose"}`))
+	if err != nil || c.LogLevel != "info" {
+		t.Fatalf("ParseConfig: %+v %v", c, err)
+	}
 }
