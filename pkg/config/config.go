@@ -22,6 +22,10 @@ const (
 	DefaultBinDir             = "/opt/cni/bin"
 	DefaultNamespace          = "kube-system"
 	DefaultPodResourcesSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
+	// DefaultMultusCacheDir is Multus's cniDir: where it kept each
+	// container's delegates; plexus's DEL reads it for pods attached by
+	// Multus before the switch.
+	DefaultMultusCacheDir = "/var/lib/cni/multus"
 	DefaultReadinessTimeout   = 30 // seconds
 	DefaultGlobalNamespaces   = "default"
 )
@@ -54,6 +58,7 @@ type Conf struct {
 	NetworksDir        string `json:"networksDir,omitempty"`
 	DeviceInfoDir      string `json:"deviceInfoDir,omitempty"`
 	PodResourcesSocket string `json:"podResourcesSocket,omitempty"`
+	MultusCacheDir     string `json:"multusCacheDir,omitempty"`
 
 	LogFile     string `json:"logFile,omitempty"`
 	LogLevel    string `json:"logLevel,omitempty"`
@@ -120,7 +125,7 @@ var knownKeys = map[string]bool{
 	"globalNamespaces": true, "systemNamespaces": true, "multusNamespace": true, "networksDir": true,
 	"podResourcesSocket": true, "deviceInfoDir": true, "logFile": true, "logLevel": true, "logToStderr": true,
 	"logOptions": true, "logFormat": true, "strictAnnotations": true, "retryDeleteOnError": true,
-	"auxiliaryCNIChainName": true, "delegatePolicy": true,
+	"auxiliaryCNIChainName": true, "delegatePolicy": true, "multusCacheDir": true,
 	"runtimeConfig": true, "prevResult": true, "args": true, "cni.dev/valid-attachments": true,
 }
 
@@ -207,7 +212,7 @@ func (c *Conf) validate() error {
 			return fmt.Errorf("plexus config: key \"delegates\"[%d]: neither \"type\" nor \"plugins\" set", i)
 		}
 	}
-	for _, k := range []struct{ key, val string }{{"confDir", c.ConfDir}, {"cniDir", c.CNIDir}, {"binDir", c.BinDir}, {"networksDir", c.NetworksDir}, {"kubeconfig", c.Kubeconfig}, {"logFile", c.LogFile}, {"readinessindicatorfile", c.ReadinessIndicatorFile}, {"podResourcesSocket", c.PodResourcesSocket}, {"deviceInfoDir", c.DeviceInfoDir}} {
+	for _, k := range []struct{ key, val string }{{"confDir", c.ConfDir}, {"cniDir", c.CNIDir}, {"binDir", c.BinDir}, {"networksDir", c.NetworksDir}, {"kubeconfig", c.Kubeconfig}, {"logFile", c.LogFile}, {"readinessindicatorfile", c.ReadinessIndicatorFile}, {"podResourcesSocket", c.PodResourcesSocket}, {"deviceInfoDir", c.DeviceInfoDir}, {"multusCacheDir", c.MultusCacheDir}} {
 		if k.val != "" && !filepath.IsAbs(k.val) {
 			return fmt.Errorf("plexus config: key %q: %q is not an absolute path", k.key, k.val)
 		}
@@ -266,6 +271,9 @@ func (c *Conf) defaults() {
 	c.LogOptions = c.LogOptions.withDefaults()
 	if c.ReadinessTimeout == 0 {
 		c.ReadinessTimeout = DefaultReadinessTimeout
+	}
+	if c.MultusCacheDir == "" {
+		c.MultusCacheDir = DefaultMultusCacheDir
 	}
 	if c.PodResourcesSocket == "" {
 		c.PodResourcesSocket = DefaultPodResourcesSocket

@@ -234,6 +234,16 @@ func (e *Engine) del(ctx context.Context, req *Request) error {
 		e.Log.Warn("cache entry unreadable; rebuilding from the pod", "err", err)
 	}
 	cached := entry != nil
+	var multusCache string
+	if entry == nil {
+		entry, multusCache, err = e.multusEntry(req)
+		if err != nil {
+			e.Log.Warn("Multus's cache entry unreadable; rebuilding from the pod", "err", err)
+		}
+		if entry != nil {
+			e.Log.Info("no plexus cache entry: deleting what Multus attached, from its cache", "file", multusCache)
+		}
+	}
 	if entry == nil {
 		entry = e.rebuild(ctx, req)
 		if entry == nil {
@@ -274,6 +284,11 @@ func (e *Engine) del(ctx context.Context, req *Request) error {
 			return fmt.Errorf("pod %s: DEL (attempt %d of %d): %w", req.Pod, entry.DelAttempts, MaxDelAttempts, err)
 		}
 		e.giveUp(ctx, entry, err)
+	}
+	if multusCache != "" {
+		if err := os.Remove(multusCache); err != nil && !errors.Is(err, os.ErrNotExist) {
+			e.Log.Warn("removing Multus's cache entry", "file", multusCache, "err", err)
+		}
 	}
 	if err := e.Cache.Remove(req.ContainerID); err != nil {
 		return fmt.Errorf("pod %s: removing cache entry: %v", req.Pod, err)
