@@ -297,7 +297,7 @@ func TestTypeAllowed(t *testing.T) {
 		{"wildcard still refuses meta-plugins", policy, "open", "multus", `meta-plugin`},
 		{"empty list adds none", policy, "closed", "host-device", `(allowed there: bridge, macvlan;`},
 		{"empty type", policy, "a", "", `plugin type ""`},
-		{"namespaces only: others free", `,"delegatePolicy":{"namespaces":{"t":{"allow":["macvlan"]}}}`, "x", "sriov", ""},
+		{"namespaces only: others get none", `,"delegatePolicy":{"namespaces":{"t":{"allow":["macvlan"]}}}`, "x", "sriov", `(allowed there: none;`},
 		{"namespaces only: listed bound", `,"delegatePolicy":{"namespaces":{"t":{"allow":["macvlan"]}}}`, "t", "sriov", `plugin type "sriov" is not allowed in namespace "t"`},
 		{"empty default allows none", `,"delegatePolicy":{"default":{"allow":[]}}`, "t", "bridge", `(allowed there: none;`},
 	}

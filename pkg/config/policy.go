@@ -14,7 +14,7 @@ var MetaPlugins = []string{"plexus", "multus", "multus-shim"}
 // of a namespace may use (every "type" of a NAD's conflist, IPAM types
 // included). A namespace may use the types of Default plus those of its own
 // entry under Namespaces (the rule of the admission policy in
-// deployments/policy/); with neither, any type. "*" in a list stands for any
+// deployments/policy/); with neither, none. Without a policy, any type. "*" in a list stands for any
 // type. Meta-plugins are refused everywhere.
 //
 //	"delegatePolicy": {
@@ -70,9 +70,8 @@ func (c *Conf) TypeAllowed(namespace, pluginType string) error {
 	if p.Default != nil {
 		allowed = append(allowed, p.Default.Allow...)
 	}
-	ns, hasNS := p.Namespaces[namespace]
-	allowed = append(allowed, ns.Allow...)
-	if (p.Default == nil && !hasNS) || contains(allowed, "*") || (pluginType != "" && contains(allowed, pluginType)) {
+	allowed = append(allowed, p.Namespaces[namespace].Allow...)
+	if contains(allowed, "*") || (pluginType != "" && contains(allowed, pluginType)) {
 		return nil
 	}
 	sort.Strings(allowed)
