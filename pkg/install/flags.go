@@ -29,7 +29,7 @@ const (
 // ParseFlags parses plexus-install's command line into a Config and the
 // log level. Every value has a flag; see docs/configuration.md. The Multus
 // installer's flags (thin_entrypoint, install_multus) are accepted with
-// their meaning where plexus has one (docs/install-flags.md); the others are
+// their meaning where plexus has one (docs/migrating-from-multus.md, "plexus-install flags"); the others are
 // refused, naming what to use instead.
 func ParseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	cfg, level, _, err := parseFlags(args, stderr)
@@ -41,7 +41,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 var multusConfigKeyFlags = []struct{ flag, key, usage string }{
 	{"namespace-isolation", "namespaceIsolation", "plexus's namespaceIsolation (bool)"},
 	{"global-namespaces", "globalNamespaces", "plexus's globalNamespaces (comma-separated)"},
-	{"multus-log-to-stderr", "logToStderr", "plexus's logToStderr (bool; plexus's default is false, Multus's true)"},
+	{"multus-log-to-stderr", "logToStderr", "plexus's logToStderr (bool; default true, as Multus)"},
 	{"multus-log-level", "logLevel", "plexus's logLevel"},
 	{"multus-log-file", "logFile", "plexus's logFile"},
 }

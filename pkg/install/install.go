@@ -41,7 +41,7 @@ type Config struct {
 	KeepConfig             bool // leave plexus's config in place on exit
 	Once                   bool // install, write, and exit instead of watching
 
-	// Multus installer equivalents (docs/install-flags.md).
+	// Multus installer equivalents (docs/migrating-from-multus.md, "plexus-install flags").
 	PrimaryConfigDir    string // where the primary is looked for; "" = CNIConfDir
 	AdditionalBinDir    string // binaries go here too; plexus's binDir
 	CNIVersion          string // must equal the primary's cniVersion ("" = any)
