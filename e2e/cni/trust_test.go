@@ -235,3 +235,22 @@ func TestGCConfigHasNoPodArgs(t *testing.T) {
 	}
 	e.AssertClean(a)
 }
+
+// STATUS asks every network every pod needs (CNI 1.1): a defaultNetwork
+// whose plugin is not ready makes plexus not ready, naming the network.
+func TestStatusAsksEveryNetwork(t *testing.T) {
+	e := cnienv.New(t)
+	e.WritePrimary()
+	tp := testPlugin(t)
+	e.WriteNAD("kube-system", "sick", fmt.Sprintf(`{"cniVersion":"1.1.0","name":"sick","type":%q,"failStatus":true}`, tp))
+	e.WriteNAD("kube-system", "fine", fmt.Sprintf(`{"cniVersion":"1.1.0","name":"fine","type":%q}`, tp))
+	e.Extra = map[string]any{"defaultNetworks": []string{"fine"}}
+	if err := e.Status(); err != nil {
+		t.Fatalf("STATUS with a ready defaultNetwork: %v\n%s", err, e.Log())
+	}
+	e.Extra = map[string]any{"defaultNetworks": []string{"fine", "sick"}}
+	err := e.Status()
+	if err == nil || !strings.Contains(err.Error(), `network "kube-system/sick"`) || !strings.Contains(err.Error(), "not ready as configured") {
+		t.Fatalf("STATUS with a defaultNetwork not ready: %v", err)
+	}
+}

@@ -100,7 +100,8 @@ func cniError(err error) error {
 	if errors.As(err, &te) {
 		code, details = te.Code, te.Details
 	}
-	return types.NewError(code, err.Error(), details)
+	// types.Error prints its details after the message: keep them once.
+	return types.NewError(code, strings.TrimSuffix(err.Error(), "; "+details), details)
 }
 
 // errPluginNotAvailable is CNI 1.1's STATUS error code 50.

@@ -78,7 +78,7 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 		if i >= nDefault && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
 			return nil, attachErr(name, ifName, fmt.Errorf("namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
 		}
-		n, l, err := e.resolveNAD(ctx, el.Namespace, el.Name)
+		n, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, i < nDefault)
 		if err != nil {
 			return nil, attachErr(name, ifName, err)
 		}
@@ -152,7 +152,7 @@ func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigLi
 		}
 		return l, l.Name, nil
 	}
-	_, l, err := e.resolveNAD(ctx, e.Conf.MultusNamespace, cn)
+	_, l, err := e.resolveNAD(ctx, e.Conf.MultusNamespace, cn, true)
 	if err == nil {
 		return l, e.Conf.MultusNamespace + "/" + cn, nil
 	}
@@ -184,7 +184,7 @@ func (e *Engine) defaultNetworkOverride(ctx context.Context, pod *Pod, v string)
 	if el.Namespace != e.Conf.MultusNamespace && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
 		return nil, "", withNetwork(name, fmt.Errorf("network %q: annotation %s: namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", name, DefaultNetworkAnnot, pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
 	}
-	_, l, err := e.resolveNAD(ctx, el.Namespace, el.Name)
+	_, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, false)
 	if err != nil {
 		return nil, "", withNetwork(name, fmt.Errorf("network %q: annotation %s: %w", name, DefaultNetworkAnnot, err))
 	}
@@ -193,7 +193,7 @@ func (e *Engine) defaultNetworkOverride(ctx context.Context, pod *Pod, v string)
 
 // resolveNAD looks a NAD up and returns its delegate conflist, vetted as
 // tenant input (trust.go); what vetting removed becomes a warning.
-func (e *Engine) resolveNAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, *libcni.NetworkConfigList, error) {
+func (e *Engine) resolveNAD(ctx context.Context, namespace, name string, admin bool) (*nadv1.NetworkAttachmentDefinition, *libcni.NetworkConfigList, error) {
 	n, err := e.NADs.NAD(ctx, namespace, name)
 	if err != nil {
 		return nil, nil, err
@@ -202,7 +202,7 @@ func (e *Engine) resolveNAD(ctx context.Context, namespace, name string) (*nadv1
 	if err != nil {
 		return nil, nil, err
 	}
-	l, warnings, err := e.vetTenantConf(n, l)
+	l, warnings, err := e.vetTenantConf(n, l, admin)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -499,7 +499,7 @@ func (e *Engine) StatusCheck(ctx context.Context) error {
 			return fmt.Errorf("plexus config: key \"defaultNetworks\": %v", err)
 		}
 		for _, el := range els {
-			_, l, err := local.resolveNAD(ctx, el.Namespace, el.Name)
+			_, l, err := local.resolveNAD(ctx, el.Namespace, el.Name, true)
 			if errors.Is(err, ErrNADNotFound) {
 				l, err = nad.ConfByName(e.Conf.ConfDir, el.Name)
 				if err != nil {

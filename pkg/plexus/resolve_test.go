@@ -656,3 +656,27 @@ func TestRebuild(t *testing.T) {
 		}
 	}
 }
+
+// delegatePolicy limits tenants: the NADs plexus's own config names
+// (clusterNetwork, defaultNetworks) are the administrator's and pass, while
+// a pod's own network of the same type is refused.
+func TestDelegatePolicyExemptsAdminNetworks(t *testing.T) {
+	src := nads(
+		newNAD("kube-system", "k8s-pod-network", conflist("k8s-pod-network", `{"type":"calico"}`), nil),
+		newNAD("kube-system", "mgmt", conflist("mgmt", `{"type":"bridge"}`), nil),
+		newNAD("a", "mine", conflist("mine", `{"type":"bridge"}`), nil),
+	)
+	e, _ := newEngine(t, `"clusterNetwork":"k8s-pod-network","defaultNetworks":["mgmt"],"delegatePolicy":{"default":{"allow":["macvlan"]}}`, src)
+	_, name, err := e.primary(context.Background(), podIn("a", nil))
+	if err != nil || name != "kube-system/k8s-pod-network" {
+		t.Fatalf("primary: %q %v", name, err)
+	}
+	atts, err := e.attachments(context.Background(), podIn("a", nil), &Request{IfName: "eth0"})
+	if err != nil || len(atts) != 2 || atts[1].Network != "kube-system/mgmt" {
+		t.Fatalf("defaultNetworks under delegatePolicy: %v %v", networksOf(atts), err)
+	}
+	_, err = e.attachments(context.Background(), podIn("a", networksAnnot("mine")), &Request{IfName: "eth0"})
+	if err == nil || !strings.Contains(err.Error(), `plugin type "bridge" is not allowed in namespace "a"`) {
+		t.Fatalf("a pod's own bridge network under delegatePolicy: %v", err)
+	}
+}

@@ -39,11 +39,16 @@ var metaPlugins = map[string]bool{"plexus": true, "multus": true, "multus-shim":
 
 // vetTenantConf returns the conflist to run for a NAD, and warnings about
 // what it removed.
-func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.NetworkConfigList) (*libcni.NetworkConfigList, []string, error) {
+// With admin set (a NAD plexus's own config names: clusterNetwork,
+// defaultNetworks) delegatePolicy does not apply: it limits tenants.
+func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.NetworkConfigList, admin bool) (*libcni.NetworkConfigList, []string, error) {
 	for _, p := range l.Plugins {
 		t := p.Network.Type
 		if metaPlugins[t] {
 			return nil, nil, fmt.Errorf("field \"type\": plugin type %q is a meta-plugin; a network may not nest plexus or Multus", t)
+		}
+		if admin {
+			continue
 		}
 		if err := typeAllowed(e.Conf, n.Namespace, t); err != nil {
 			return nil, nil, fmt.Errorf("field \"type\": %w", err)
@@ -88,8 +93,8 @@ func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.N
 				continue
 			}
 			dev, _ := v.(string)
-			if res := e.poolOf(dev); res != "" {
-				return nil, nil, fmt.Errorf("field %q: device %s belongs to device-plugin resource %q; request it with the NAD annotation %s instead of naming it", key, dev, res, nad.ResourceNameAnnot)
+			if file := e.poolOf(dev); file != "" {
+				return nil, nil, fmt.Errorf("field %q: device %s belongs to a device-plugin pool (device-info %s); request it with the NAD annotation %s instead of naming it", key, dev, file, nad.ResourceNameAnnot)
 			}
 		}
 	}
@@ -119,10 +124,11 @@ func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.N
 	return clean, warnings, nil
 }
 
-// poolOf returns the device-plugin resource that owns a device (a PCI
-// address), from the device-info files device plugins write under
-// deviceInfoDir/dp/ (named <resource>-<device>-device.json, holding the PCI
-// address); "" when no pool on this node owns it.
+// poolOf returns the device-info file by which a device plugin on this node
+// claims a device (a PCI address): device plugins write one under
+// deviceInfoDir/dp/ for every device they allocate and keep it; "" when no
+// pool claims the device. (The file name holds the resource with "/" made
+// "-", which cannot be reversed in general, so the file is what is named.)
 func (e *Engine) poolOf(device string) string {
 	if device == "" {
 		return ""
@@ -134,11 +140,9 @@ func (e *Engine) poolOf(device string) string {
 			continue
 		}
 		var di nadv1.DeviceInfo
-		if json.Unmarshal(b, &di) != nil || di.Pci == nil || di.Pci.PciAddress != device {
-			continue
+		if json.Unmarshal(b, &di) == nil && di.Pci != nil && di.Pci.PciAddress == device {
+			return f
 		}
-		base := strings.TrimSuffix(filepath.Base(f), "-device.json")
-		return strings.TrimSuffix(base, "-"+strings.ReplaceAll(device, "/", "-"))
 	}
 	return ""
 }

@@ -104,13 +104,13 @@ func TestVetTenantConf(t *testing.T) {
 			name:    "hard-coded deviceID of a pool device refused",
 			config:  conflist("x", `{"type":"host-device","deviceID":"0000:03:00.2"}`),
 			pool:    map[string]string{"0000:03:00.2": "intel.com/sriov_a", "0000:03:00.3": "intel.com/sriov_a"},
-			wantErr: `field "deviceID": device 0000:03:00\.2 belongs to device-plugin resource "intel\.com[/-]sriov_a"; request it with the NAD annotation k8s\.v1\.cni\.cncf\.io/resourceName instead of naming it`,
+			wantErr: `field "deviceID": device 0000:03:00\.2 belongs to a device-plugin pool \(device-info \S+/dp/intel\.com-sriov_a-0000:03:00\.2-device\.json\); request it with the NAD annotation k8s\.v1\.cni\.cncf\.io/resourceName instead of naming it`,
 		},
 		{
 			name:    "hard-coded pciBusID of a pool device refused",
 			config:  conflist("x", `{"type":"tuning"}`, `{"type":"host-device","pciBusID":"0000:03:00.3"}`),
 			pool:    map[string]string{"0000:03:00.2": "intel.com/sriov_a", "0000:03:00.3": "intel.com/sriov_a"},
-			wantErr: `field "pciBusID": device 0000:03:00\.3 belongs to device-plugin resource "intel\.com[/-]sriov_a"; request it with the NAD annotation k8s\.v1\.cni\.cncf\.io/resourceName instead of naming it`,
+			wantErr: `field "pciBusID": device 0000:03:00\.3 belongs to a device-plugin pool \(device-info \S+/dp/intel\.com-sriov_a-0000:03:00\.3-device\.json\); request it with the NAD annotation k8s\.v1\.cni\.cncf\.io/resourceName instead of naming it`,
 		},
 		{
 			name:   "hard-coded deviceID of a device no pool owns kept",
@@ -206,7 +206,7 @@ func TestVetTenantConf(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DelegateConf: %v", err)
 			}
-			got, warnings, err := e.vetTenantConf(n, l)
+			got, warnings, err := e.vetTenantConf(n, l, false)
 			if tc.wantErr != "" {
 				if err == nil || !regexp.MustCompile("^"+tc.wantErr+"$").MatchString(err.Error()) {
 					t.Fatalf("error:\n got %v\nwant %s", err, tc.wantErr)
@@ -250,7 +250,7 @@ func TestPoolOf(t *testing.T) {
 	writeFile(t, filepath.Join(e.DeviceInfoDir, "dp", "vdpa-0000:81:00.6-device.json"), `{"type":"vdpa","version":"1.1.0","vdpa":{"parent-device":"vdpa:0000:81:00.6"}}`)
 	writeFile(t, filepath.Join(e.DeviceInfoDir, "cni", "a-x-c1-net1-device.json"), `{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:81:00.7"}}`)
 	tests := map[string]*regexp.Regexp{
-		"0000:81:00.4": regexp.MustCompile(`^example\.com[/-]pool_b$`),
+		"0000:81:00.4": regexp.MustCompile(`/dp/example\.com-pool_b-0000:81:00\.4-device\.json$`),
 		"0000:81:00.5": regexp.MustCompile(`^$`),
 		"0000:81:00.6": regexp.MustCompile(`^$`),
 		"0000:81:00.7": regexp.MustCompile(`^$`), // cni/ is not a pool

@@ -7,6 +7,7 @@
 //	             that does not read legacy IP=/MAC=)
 //	"failAdd":   ADD fails
 //	"failDel":   DEL fails
+//	"failStatus": STATUS fails (plugin not ready)
 //
 // Without a delegate, ADD returns prevResult (or an empty result), as a
 // chained plugin that changes nothing.
@@ -32,6 +33,7 @@ type conf struct {
 	StripArgs []string `json:"stripArgs"`
 	FailAdd   bool     `json:"failAdd"`
 	FailDel   bool     `json:"failDel"`
+	FailStat  bool     `json:"failStatus"`
 }
 
 func load(b []byte) (*conf, error) {
@@ -96,6 +98,17 @@ func del(args *skel.CmdArgs) error {
 
 func ok(*skel.CmdArgs) error { return nil }
 
+func status(args *skel.CmdArgs) error {
+	c, err := load(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if c.FailStat {
+		return types.NewError(50, "testplugin: not ready as configured", "")
+	}
+	return nil
+}
+
 func main() {
-	skel.PluginMainFuncs(skel.CNIFuncs{Add: add, Del: del, Check: ok, GC: ok, Status: ok}, version.All, "plexus testplugin")
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: add, Del: del, Check: ok, GC: ok, Status: status}, version.All, "plexus testplugin")
 }
