@@ -25,9 +25,9 @@ const (
 	// DefaultMultusCacheDir is Multus's cniDir: where it kept each
 	// container's delegates; plexus's DEL reads it for pods attached by
 	// Multus before the switch.
-	DefaultMultusCacheDir = "/var/lib/cni/multus"
-	DefaultReadinessTimeout   = 30 // seconds
-	DefaultGlobalNamespaces   = "default"
+	DefaultMultusCacheDir   = "/var/lib/cni/multus"
+	DefaultReadinessTimeout = 30 // seconds
+	DefaultGlobalNamespaces = "default"
 )
 
 // Conf is plexus's configuration (the plugin entry of its conflist, as the
