@@ -23,6 +23,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/plexus"
 	"github.com/plexus-cni/plexus/pkg/podresources"
+	"github.com/plexus-cni/plexus/pkg/publish"
 )
 
 // Main is the plexus binary.
@@ -156,7 +157,7 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 			Pods:      plexus.ArgsPods{Networks: req.Networks},
 			NADs:      nads,
 			LocalNADs: nads,
-			Status:    plexus.FileStatus{Cache: store, Log: log},
+			Status:    publish.FileSink{Dir: store.ContainerDir, Log: log},
 			Devices:   dev,
 			Close:     func() { dev.Close() },
 		}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/k8s"
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // TestKubeconfigWorksForPlexus: the kubeconfig plexus-install writes is
@@ -58,7 +58,7 @@ func TestKubeconfigWorksForPlexus(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		p, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: "default", Name: "p1", UID: "u1"})
+		p, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: "default", Name: "p1", UID: "u1"})
 		if err == nil && p.UID != "u1" {
 			t.Fatalf("pod %+v", p)
 		}

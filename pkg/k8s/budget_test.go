@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // blackHole accepts TCP connections and never answers, like an API server
@@ -61,13 +61,13 @@ current-context: c
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	pod := &plexus.Pod{Namespace: "ns", Name: "web", UID: "u"}
+	pod := &podnet.Pod{Namespace: "ns", Name: "web", UID: "u"}
 	ops := []struct {
 		name string
 		max  time.Duration // since start
 		run  func() error
 	}{
-		{"pod", 600 * time.Millisecond, func() error { _, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: "ns", Name: "web"}); return err }},
+		{"pod", 600 * time.Millisecond, func() error { _, err := c.Pods().Pod(ctx, podnet.PodRef{Namespace: "ns", Name: "web"}); return err }},
 		{"nad", 900 * time.Millisecond, func() error { _, err := c.NADs().NAD(ctx, "ns", "net1"); return err }},
 		{"status", 900 * time.Millisecond, func() error { return c.Status().Attached(ctx, pod, "ctr", nil) }},
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/plexus-cni/plexus/pkg/k8s"
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // BenchmarkADD measures what one plexus ADD costs on the API against the
@@ -28,7 +28,7 @@ func BenchmarkADD(b *testing.B) {
 		for i := 0; i < n; i++ {
 			e.createNAD(b, ns, fmt.Sprintf("net%d", i), nadConfig(fmt.Sprintf("n%d", i)), nil)
 		}
-		ref := plexus.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)}
+		ref := podnet.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)}
 		status := testStatus(ns)
 		for _, write := range []bool{false, true} {
 			name := fmt.Sprintf("lookup/attachments=%d", n)

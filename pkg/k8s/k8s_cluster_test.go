@@ -38,7 +38,7 @@ import (
 
 	"github.com/plexus-cni/plexus/e2e/cluster"
 	"github.com/plexus-cni/plexus/pkg/k8s"
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m) }
@@ -141,7 +141,7 @@ func TestPodGet(t *testing.T) {
 	ns := e.namespace(t)
 	want := e.createPod(t, ns, "web", map[string]string{nadv1.NetworkAttachmentAnnot: "net1,net2"})
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
-	pod, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "web", UID: string(want.UID)})
+	pod, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "web", UID: string(want.UID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestPodGet(t *testing.T) {
 		t.Fatalf("%d requests for one pod GET, want 1", n)
 	}
 	// An empty UID (CNI_ARGS without K8S_POD_UID) is not checked.
-	if _, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "web"}); err != nil {
+	if _, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "web"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -162,7 +162,7 @@ func TestPodUIDMismatch(t *testing.T) {
 	ns := e.namespace(t)
 	pod := e.createPod(t, ns, "web", nil)
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
-	_, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "web", UID: "0000-stale"})
+	_, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "web", UID: "0000-stale"})
 	if err == nil {
 		t.Fatal("UID mismatch accepted")
 	}
@@ -171,7 +171,7 @@ func TestPodUIDMismatch(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, w)
 		}
 	}
-	if errors.Is(err, plexus.ErrPodNotFound) {
+	if errors.Is(err, podnet.ErrPodNotFound) {
 		t.Errorf("UID mismatch reported as not found: %v", err)
 	}
 	if n := c.Requests(); n != 1 {
@@ -189,7 +189,7 @@ func TestMirrorPodUID(t *testing.T) {
 		"kubernetes.io/config.source": "file",
 	})
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
-	pod, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "static-web", UID: "d41d8cd98f00b204e9800998ecf8427e"})
+	pod, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "static-web", UID: "d41d8cd98f00b204e9800998ecf8427e"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +204,9 @@ func TestPodNotFoundWaitsBounded(t *testing.T) {
 	const wait = 700 * time.Millisecond
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{PodWait: wait})
 	start := time.Now()
-	_, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "ghost", UID: "u"})
+	_, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "ghost", UID: "u"})
 	took := time.Since(start)
-	if !errors.Is(err, plexus.ErrPodNotFound) {
+	if !errors.Is(err, podnet.ErrPodNotFound) {
 		t.Fatalf("err = %v, want ErrPodNotFound", err)
 	}
 	if !strings.Contains(err.Error(), ns+"/ghost") {
@@ -237,7 +237,7 @@ func TestPodAppearsDuringWait(t *testing.T) {
 		}
 		created <- p
 	}()
-	pod, err := c.Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "late"})
+	pod, err := c.Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "late"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestNADsOneListPerNamespace(t *testing.T) {
 		t.Fatalf("resourceName annotation lost: %v", sriov.Annotations)
 	}
 	_, err = nads.NAD(ctx, nsB, "absent")
-	if !errors.Is(err, plexus.ErrNADNotFound) || !strings.Contains(err.Error(), nsB+"/absent") {
+	if !errors.Is(err, podnet.ErrNADNotFound) || !strings.Contains(err.Error(), nsB+"/absent") {
 		t.Fatalf("missing NAD: err = %v, want ErrNADNotFound naming %s/absent", err, nsB)
 	}
 	if n := c.Requests(); n != 2 {
@@ -293,7 +293,7 @@ func TestNADsOneListPerNamespace(t *testing.T) {
 	}
 	// A namespace without NADs is one LIST too, and every name in it missing.
 	nsC := e.namespace(t)
-	if _, err := nads.NAD(ctx, nsC, "net0"); !errors.Is(err, plexus.ErrNADNotFound) {
+	if _, err := nads.NAD(ctx, nsC, "net0"); !errors.Is(err, podnet.ErrNADNotFound) {
 		t.Fatalf("err = %v, want ErrNADNotFound", err)
 	}
 	if n := c.Requests(); n != 3 {
@@ -321,7 +321,7 @@ func TestStatusAttached(t *testing.T) {
 	created := e.createPod(t, ns, "web", map[string]string{"keep": "me"})
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
 	ctx := context.Background()
-	pod, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)})
+	pod, err := c.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +384,7 @@ func TestStatusRecreatedPod(t *testing.T) {
 	}
 	e.createPod(t, ns, "web", nil)
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
-	err := c.Status().Attached(ctx, &plexus.Pod{Namespace: ns, Name: "web", UID: string(old.UID)}, "ctr", testStatus(ns))
+	err := c.Status().Attached(ctx, &podnet.Pod{Namespace: ns, Name: "web", UID: string(old.UID)}, "ctr", testStatus(ns))
 	if err == nil {
 		t.Fatal("status written onto the re-created pod")
 	}
@@ -402,8 +402,8 @@ func TestStatusFailed(t *testing.T) {
 	ns := e.namespace(t)
 	created := e.createPod(t, ns, "web", nil)
 	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
-	pod := &plexus.Pod{Namespace: ns, Name: "web", UID: string(created.UID)}
-	c.Status().Failed(context.Background(), pod, ns+"/missing", fmt.Errorf("network-attachment-definition %s/missing: %w", ns, plexus.ErrNADNotFound))
+	pod := &podnet.Pod{Namespace: ns, Name: "web", UID: string(created.UID)}
+	c.Status().Failed(context.Background(), pod, ns+"/missing", fmt.Errorf("network-attachment-definition %s/missing: %w", ns, podnet.ErrNADNotFound))
 	evs := e.events(t, ns, "web")
 	if len(evs) != 1 {
 		t.Fatalf("%d events, want 1", len(evs))
@@ -457,7 +457,7 @@ func TestAttachedEventForbidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := load(t, kc, k8s.Options{})
-	pod, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)})
+	pod, err := c.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +496,7 @@ func TestServiceAccountRBAC(t *testing.T) {
 	}
 	c := load(t, kc, k8s.Options{})
 	ctx := context.Background()
-	pod, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)})
+	pod, err := c.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web", UID: string(created.UID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +525,7 @@ func TestServiceAccountRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := load(t, kcDefault, k8s.Options{})
-	_, err = d.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web"})
+	_, err = d.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web"})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), ns+"/web") {
 		t.Fatalf("err = %v, want Forbidden naming the pod", err)
 	}
@@ -541,7 +541,7 @@ func TestTokenReplacedBetweenLoads(t *testing.T) {
 	e := newEnv(t)
 	ns := e.namespace(t)
 	e.createPod(t, ns, "web", nil)
-	ref := plexus.PodRef{Namespace: ns, Name: "web"}
+	ref := podnet.PodRef{Namespace: ns, Name: "web"}
 	ctx := context.Background()
 
 	kc, err := e.cp.ServiceAccountKubeconfig(plexusNS, plexusSA)
@@ -612,7 +612,7 @@ users: [{name: u, user: {client-certificate-data: %s, client-key-data: %s}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
 `, e.cp.Server, b64(ca), b64(certPEM), b64(keyPEM)))
-	if _, err := load(t, kc, k8s.Options{}).Pods().Pod(context.Background(), plexus.PodRef{Namespace: ns, Name: "web"}); err != nil {
+	if _, err := load(t, kc, k8s.Options{}).Pods().Pod(context.Background(), podnet.PodRef{Namespace: ns, Name: "web"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -639,13 +639,13 @@ func TestAPIServerStopped(t *testing.T) {
 	opts := k8s.Options{}
 	c := load(t, kc, opts) // Load itself needs no API server
 	ctx := context.Background()
-	pod := &plexus.Pod{Namespace: ns, Name: "web", UID: "u"}
+	pod := &podnet.Pod{Namespace: ns, Name: "web", UID: "u"}
 	ops := []struct {
 		name     string
 		requests int // attempts made
 		run      func() error
 	}{
-		{"pod GET", k8s.DefaultAttempts, func() error { _, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web"}); return err }},
+		{"pod GET", k8s.DefaultAttempts, func() error { _, err := c.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web"}); return err }},
 		{"NAD LIST", k8s.DefaultAttempts, func() error { _, err := c.NADs().NAD(ctx, ns, "net1"); return err }},
 		{"status (PATCH and Event)", 2 * k8s.DefaultAttempts, func() error { return c.Status().Attached(ctx, pod, "ctr", testStatus(ns)) }},
 		{"failure event", k8s.DefaultAttempts, func() error {
@@ -775,7 +775,7 @@ func TestWireFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	pod, err := c.Pods().Pod(ctx, plexus.PodRef{Namespace: ns, Name: "web"})
+	pod, err := c.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}

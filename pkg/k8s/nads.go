@@ -7,18 +7,19 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // NADs returns the NADSource of c. It LISTs each namespace's
 // NetworkAttachmentDefinitions once and answers every further lookup in that
 // namespace from the list, so an ADD costs one request per namespace
 // whatever the number of attachments.
-func (c *Client) NADs() plexus.NADSource { return nadSource{c} }
+func (c *Client) NADs() NADSource { return NADSource{c} }
 
-type nadSource struct{ c *Client }
+// NADSource looks NADs up through the API (one LIST per namespace).
+type NADSource struct{ c *Client }
 
-func (s nadSource) NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+func (s NADSource) NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
 	if namespace == "" || name == "" {
 		return nil, fmt.Errorf("network-attachment-definition %q: namespace and name must both be set", namespace+"/"+name)
 	}
@@ -28,7 +29,7 @@ func (s nadSource) NAD(ctx context.Context, namespace, name string) (*nadv1.Netw
 	}
 	nad, ok := byName[name]
 	if !ok {
-		return nil, fmt.Errorf("%w in the API", plexus.ErrNADNotFound)
+		return nil, fmt.Errorf("%w in the API", podnet.ErrNADNotFound)
 	}
 	return nad.DeepCopy(), nil
 }

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // Annotations kubelet puts on the API object of a static pod (its mirror
@@ -19,14 +19,15 @@ const (
 )
 
 // Pods returns the PodSource of c.
-func (c *Client) Pods() plexus.PodSource { return podSource{c} }
+func (c *Client) Pods() PodSource { return PodSource{c} }
 
-type podSource struct{ c *Client }
+// PodSource gets pods through the API.
+type PodSource struct{ c *Client }
 
 // Pod GETs the pod ref names. A pod that is not in the API yet is waited for
 // up to Options.PodWait; a non-empty ref.UID must match the pod's UID unless
 // the pod is a mirror (static) pod.
-func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, error) {
+func (s PodSource) Pod(ctx context.Context, ref podnet.PodRef) (*podnet.Pod, error) {
 	c := s.c
 	if ref.Namespace == "" || ref.Name == "" {
 		return nil, fmt.Errorf("pod %q: namespace and name must both be set (K8S_POD_NAMESPACE, K8S_POD_NAME)", ref.String())
@@ -44,7 +45,7 @@ func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, err
 	c.mu.Lock()
 	c.nodes[ref.String()] = pod.Spec.NodeName
 	c.mu.Unlock()
-	return &plexus.Pod{
+	return &podnet.Pod{
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
 		UID:         string(pod.UID),
@@ -55,7 +56,7 @@ func (s podSource) Pod(ctx context.Context, ref plexus.PodRef) (*plexus.Pod, err
 // getPodWaiting GETs the pod, retrying transient errors, and polls with
 // backoff while it is NotFound until Options.PodWait has passed (a last GET
 // at the end of the wait).
-func (c *Client) getPodWaiting(ctx context.Context, ref plexus.PodRef) (*corev1.Pod, error) {
+func (c *Client) getPodWaiting(ctx context.Context, ref podnet.PodRef) (*corev1.Pod, error) {
 	waitUntil := time.Now().Add(c.opts.PodWait)
 	delay := 50 * time.Millisecond
 	for {
@@ -68,13 +69,13 @@ func (c *Client) getPodWaiting(ctx context.Context, ref plexus.PodRef) (*corev1.
 		}
 		left := time.Until(waitUntil)
 		if left <= 0 || !sleep(ctx, min(delay, left)) {
-			return nil, fmt.Errorf("%w (waited %s)", plexus.ErrPodNotFound, c.opts.PodWait)
+			return nil, fmt.Errorf("%w (waited %s)", podnet.ErrPodNotFound, c.opts.PodWait)
 		}
 		delay = min(2*delay, 500*time.Millisecond)
 	}
 }
 
-func (c *Client) getPod(ctx context.Context, ref plexus.PodRef) (*corev1.Pod, error) {
+func (c *Client) getPod(ctx context.Context, ref podnet.PodRef) (*corev1.Pod, error) {
 	ctx, cancel := c.budget(ctx)
 	defer cancel()
 	var pod corev1.Pod

@@ -12,7 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
+	"github.com/plexus-cni/plexus/pkg/publish"
 )
 
 // Event reasons plexus records on a pod.
@@ -30,7 +31,7 @@ const maxEventMessage = 1024
 const failedBudget = 3 * time.Second
 
 // Status returns the StatusSink of c.
-func (c *Client) Status() plexus.StatusSink { return statusSink{c} }
+func (c *Client) Status() publish.Sink { return statusSink{c} }
 
 type statusSink struct{ c *Client }
 
@@ -43,7 +44,7 @@ type statusSink struct{ c *Client }
 // the annotation is the contract: an Event that cannot be recorded does not
 // fail the ADD (the engine undoes the ADD when Attached fails); it is
 // reported by EventErrors.
-func (s statusSink) Attached(ctx context.Context, pod *plexus.Pod, containerID string, status []nadv1.NetworkStatus) error {
+func (s statusSink) Attached(ctx context.Context, pod *podnet.Pod, containerID string, status []nadv1.NetworkStatus) error {
 	c := s.c
 	if pod == nil || pod.Namespace == "" || pod.Name == "" {
 		return fmt.Errorf("network-status: no pod to write it to (namespace and name must be set)")
@@ -60,7 +61,7 @@ func (s statusSink) Attached(ctx context.Context, pod *plexus.Pod, containerID s
 
 // Failed records one Warning Event naming the network and the reason. It is
 // best effort: the ADD's own error is what the runtime reports.
-func (s statusSink) Failed(ctx context.Context, pod *plexus.Pod, network string, err error) {
+func (s statusSink) Failed(ctx context.Context, pod *podnet.Pod, network string, err error) {
 	if pod == nil || err == nil {
 		return
 	}
@@ -77,7 +78,7 @@ func (s statusSink) Failed(ctx context.Context, pod *plexus.Pod, network string,
 
 // Warned records one Warning Event with every message: what plexus accepted
 // but did not do as asked. Best effort, like Failed.
-func (s statusSink) Warned(ctx context.Context, pod *plexus.Pod, messages []string) {
+func (s statusSink) Warned(ctx context.Context, pod *podnet.Pod, messages []string) {
 	if pod == nil || len(messages) == 0 {
 		return
 	}
@@ -93,7 +94,7 @@ func (c *Client) EventErrors() []error {
 	return append([]error(nil), c.eventErrs...)
 }
 
-func (c *Client) recordEventBestEffort(ctx context.Context, pod *plexus.Pod, eventType, reason, message string) {
+func (c *Client) recordEventBestEffort(ctx context.Context, pod *podnet.Pod, eventType, reason, message string) {
 	if err := c.recordEvent(ctx, pod, eventType, reason, message); err != nil {
 		c.mu.Lock()
 		c.eventErrs = append(c.eventErrs, fmt.Errorf("pod %s/%s: %s event %s: %w", pod.Namespace, pod.Name, eventType, reason, err))
@@ -101,7 +102,7 @@ func (c *Client) recordEventBestEffort(ctx context.Context, pod *plexus.Pod, eve
 	}
 }
 
-func (c *Client) patchNetworkStatus(ctx context.Context, pod *plexus.Pod, status []nadv1.NetworkStatus) error {
+func (c *Client) patchNetworkStatus(ctx context.Context, pod *podnet.Pod, status []nadv1.NetworkStatus) error {
 	if status == nil {
 		status = []nadv1.NetworkStatus{}
 	}
@@ -132,7 +133,7 @@ func (c *Client) patchNetworkStatus(ctx context.Context, pod *plexus.Pod, status
 	return nil
 }
 
-func (c *Client) recordEvent(ctx context.Context, pod *plexus.Pod, eventType, reason, message string) error {
+func (c *Client) recordEvent(ctx context.Context, pod *podnet.Pod, eventType, reason, message string) error {
 	ev := c.newEvent(pod, eventType, reason, message)
 	ctx, cancel := c.budget(ctx)
 	defer cancel()
@@ -143,7 +144,7 @@ func (c *Client) recordEvent(ctx context.Context, pod *plexus.Pod, eventType, re
 	})
 }
 
-func (c *Client) newEvent(pod *plexus.Pod, eventType, reason, message string) *corev1.Event {
+func (c *Client) newEvent(pod *podnet.Pod, eventType, reason, message string) *corev1.Event {
 	now := time.Now()
 	host := c.opts.Host
 	if host == "" {

@@ -7,7 +7,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 func TestAttachedMessage(t *testing.T) {
@@ -29,7 +29,7 @@ func TestAttachedMessage(t *testing.T) {
 
 func TestNewEvent(t *testing.T) {
 	c := &Client{opts: Options{Host: "node-a"}.withDefaults(), nodes: map[string]string{}}
-	pod := &plexus.Pod{Namespace: "ns", Name: "web", UID: "uid-1"}
+	pod := &podnet.Pod{Namespace: "ns", Name: "web", UID: "uid-1"}
 	ev := c.newEvent(pod, "Warning", ReasonFailed, strings.Repeat("x", 5000))
 	if len(ev.Message) != maxEventMessage || !strings.HasSuffix(ev.Message, "...") {
 		t.Errorf("message of %d bytes not cut to %d", len(ev.Message), maxEventMessage)
@@ -47,7 +47,7 @@ func TestNewEvent(t *testing.T) {
 
 func TestAttachedNeedsPod(t *testing.T) {
 	c := &Client{opts: Options{}.withDefaults()}
-	for _, pod := range []*plexus.Pod{nil, {Namespace: "ns"}} {
+	for _, pod := range []*podnet.Pod{nil, {Namespace: "ns"}} {
 		if err := c.Status().Attached(t.Context(), pod, "ctr", nil); err == nil {
 			t.Errorf("Attached(%v) succeeded", pod)
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // ResourceNameAnnot names the device-plugin resource a NAD's devices come from.
@@ -165,7 +167,7 @@ type DirSource struct {
 }
 
 // ErrNotFound is returned (wrapped) for a NAD that does not exist.
-var ErrNotFound = errors.New("network-attachment-definition not found")
+var ErrNotFound = podnet.ErrNADNotFound
 
 // Lookup returns the NAD namespace/name.
 func (d *DirSource) Lookup(namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {

@@ -2,13 +2,10 @@ package plexus
 
 import (
 	"context"
-	"log/slog"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/nad"
-	"github.com/plexus-cni/plexus/pkg/status"
 )
 
 // Clusterless mode: the pod is what CNI_ARGS says, NADs come from a
@@ -46,23 +43,3 @@ func (n *notFound) Error() string {
 	return "network-attachment-definition not found (no \"networksDir\" configured)"
 }
 func (n *notFound) Unwrap() error { return ErrNADNotFound }
-
-// FileStatus is the StatusSink of clusterless mode.
-type FileStatus struct {
-	Cache cache.Store
-	Log   *slog.Logger
-}
-
-func (f FileStatus) Attached(_ context.Context, _ *Pod, containerID string, st []nadv1.NetworkStatus) error {
-	return status.WriteFile(f.Cache.ContainerDir(containerID), st)
-}
-
-func (f FileStatus) Failed(_ context.Context, pod *Pod, network string, err error) {
-	f.Log.Warn("ADD failed", "network", network, "err", err)
-}
-
-func (f FileStatus) Warned(_ context.Context, pod *Pod, messages []string) {
-	for _, m := range messages {
-		f.Log.Warn(m)
-	}
-}

@@ -24,8 +24,8 @@ import (
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/nad"
+	"github.com/plexus-cni/plexus/pkg/publish"
 	"github.com/plexus-cni/plexus/pkg/selection"
-	"github.com/plexus-cni/plexus/pkg/status"
 )
 
 // Engine runs plexus's CNI commands for one invocation.
@@ -555,7 +555,7 @@ func (e *Engine) networkStatus(entry *cache.Entry, results []types.Result) ([]na
 	out := make([]nadv1.NetworkStatus, 0, len(results))
 	for i, res := range results {
 		a := &entry.Attachments[i]
-		st, err := status.FromResult(a.Network, a.IfName, a.Primary, res, e.loadDeviceInfo(a))
+		st, err := publish.FromResult(a.Network, a.IfName, a.Primary, res, e.loadDeviceInfo(a))
 		if err != nil {
 			return nil, err
 		}

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // DefaultSocket is where kubelet serves the pod-resources API.
@@ -39,13 +39,8 @@ type Client struct {
 	noGet  bool // kubelet does not serve Get: use List
 }
 
-// New returns a DeviceSource for kubelet's socket at socketPath (DefaultSocket
-// when empty).
-func New(socketPath string) plexus.DeviceSource {
-	return NewClient(socketPath)
-}
-
-// NewClient is New returning the concrete type, for Close.
+// NewClient returns the device source for kubelet's socket at socketPath
+// (DefaultSocket when empty).
 func NewClient(socketPath string) *Client {
 	if socketPath == "" {
 		socketPath = DefaultSocket
@@ -68,7 +63,7 @@ func (c *Client) Close() error {
 // Devices returns the IDs of resourceName's devices held by pod's
 // containers: containers in kubelet's order, each container's devices in
 // kubelet's order, every ID once.
-func (c *Client) Devices(ctx context.Context, pod *plexus.Pod, resourceName string) ([]string, error) {
+func (c *Client) Devices(ctx context.Context, pod *podnet.Pod, resourceName string) ([]string, error) {
 	if pod == nil || pod.Namespace == "" || pod.Name == "" {
 		return nil, fmt.Errorf("pod-resources: pod namespace and name must be set")
 	}

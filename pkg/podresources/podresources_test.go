@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // kubelet serves the real podresources/v1 API in-process, answering like
@@ -87,7 +87,7 @@ func testPods() []*podresourcesv1.PodResources {
 }
 
 func TestDevices(t *testing.T) {
-	web := &plexus.Pod{Namespace: "default", Name: "web"}
+	web := &podnet.Pod{Namespace: "default", Name: "web"}
 	cases := []struct {
 		getMode           string
 		resource          string
@@ -134,7 +134,7 @@ func TestDevices(t *testing.T) {
 func TestDevicesDeterministic(t *testing.T) {
 	c := NewClient(serve(t, &kubelet{pods: testPods(), getMode: "on"}))
 	defer c.Close()
-	pod := &plexus.Pod{Namespace: "default", Name: "web"}
+	pod := &podnet.Pod{Namespace: "default", Name: "web"}
 	first, err := c.Devices(context.Background(), pod, "intel.com/sriov")
 	if err != nil {
 		t.Fatal(err)
@@ -155,18 +155,18 @@ func TestDevicesErrors(t *testing.T) {
 	cases := []struct {
 		name     string
 		socket   string
-		pod      *plexus.Pod
+		pod      *podnet.Pod
 		resource string
 		wantErr  []string
 	}{
 		{"pod unknown to kubelet (Get)", serve(t, &kubelet{pods: testPods(), getMode: "on"}),
-			&plexus.Pod{Namespace: "default", Name: "ghost"}, "intel.com/sriov", []string{"default/ghost", "intel.com/sriov", "not found"}},
+			&podnet.Pod{Namespace: "default", Name: "ghost"}, "intel.com/sriov", []string{"default/ghost", "intel.com/sriov", "not found"}},
 		{"pod unknown to kubelet (List)", serve(t, &kubelet{pods: testPods(), getMode: "unimplemented"}),
-			&plexus.Pod{Namespace: "default", Name: "ghost"}, "intel.com/sriov", []string{"default/ghost", "not among kubelet's 2 pods"}},
+			&podnet.Pod{Namespace: "default", Name: "ghost"}, "intel.com/sriov", []string{"default/ghost", "not among kubelet's 2 pods"}},
 		{"no kubelet socket", missing,
-			&plexus.Pod{Namespace: "default", Name: "web"}, "intel.com/sriov", []string{"default/web", missing}},
-		{"empty resource", missing, &plexus.Pod{Namespace: "default", Name: "web"}, "", []string{"default/web", "resource name is empty"}},
-		{"no pod name", missing, &plexus.Pod{Namespace: "default"}, "intel.com/sriov", []string{"namespace and name must be set"}},
+			&podnet.Pod{Namespace: "default", Name: "web"}, "intel.com/sriov", []string{"default/web", missing}},
+		{"empty resource", missing, &podnet.Pod{Namespace: "default", Name: "web"}, "", []string{"default/web", "resource name is empty"}},
+		{"no pod name", missing, &podnet.Pod{Namespace: "default"}, "intel.com/sriov", []string{"namespace and name must be set"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,12 +188,11 @@ func TestDevicesErrors(t *testing.T) {
 // TestNewIsLazy: constructing a source for a socket that does not exist
 // succeeds and connects nothing; only Devices does.
 func TestNewIsLazy(t *testing.T) {
-	var src plexus.DeviceSource = New(filepath.Join(t.TempDir(), "later.sock"))
-	c := src.(*Client)
+	c := NewClient(filepath.Join(t.TempDir(), "later.sock"))
 	if c.conn != nil {
 		t.Fatal("New connected")
 	}
-	if New("").(*Client).socket != DefaultSocket {
+	if NewClient("").socket != DefaultSocket {
 		t.Fatal("empty socket path does not default to", DefaultSocket)
 	}
 }

@@ -1,6 +1,9 @@
-// Package status builds the k8s.v1.cni.cncf.io/network-status entries of a
-// pod from its delegates' CNI results.
-package status
+// Package publish is the third stage of an attach (DESIGN.md, "Three
+// stages"): it tells the world what was attached — the pod's
+// k8s.v1.cni.cncf.io/network-status and Events — through a Sink: a file in
+// the container's cache directory in clusterless mode (FileSink), the API
+// in Kubernetes mode (pkg/k8s), an outbox in the daemon deployment.
+package publish
 
 import (
 	"encoding/json"
@@ -11,7 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
 // FromResult builds one network-status entry for the interface ifName.
@@ -61,5 +64,5 @@ func WriteFile(dir string, statuses []nadv1.NetworkStatus) error {
 	if err != nil {
 		return err
 	}
-	return cache.WriteFileAtomic(filepath.Join(dir, FileName), b)
+	return atomicfile.WriteFile(filepath.Join(dir, FileName), b, 0o600)
 }

@@ -1,4 +1,4 @@
-package status
+package publish
 
 import (
 	"encoding/json"
