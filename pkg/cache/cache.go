@@ -5,6 +5,8 @@
 package cache
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,46 +20,6 @@ import (
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 )
 
-// Attachment is one interface of a container: the delegate plexus runs for it.
-type Attachment struct {
-	Network  string          `json:"network"` // "namespace/name" of the NAD, or the primary conf name
-	IfName   string          `json:"ifName"`
-	Primary  bool            `json:"primary,omitempty"`
-	ConfList json.RawMessage `json:"confList"` // the delegate conflist, as run
-	CNIArgs  [][2]string     `json:"cniArgs,omitempty"`
-	// CNIArgsConf is the selection's cni-args, set as "args": {"cni": …}
-	// in every plugin of ConfList when the delegate runs.
-	CNIArgsConf    map[string]any `json:"cniArgsConf,omitempty"`
-	CapabilityArgs map[string]any `json:"capabilityArgs,omitempty"`
-	ResourceName   string         `json:"resourceName,omitempty"`
-	DeviceID       string         `json:"deviceID,omitempty"`
-	DeviceInfoFile string         `json:"deviceInfoFile,omitempty"`
-	Gateways       []string       `json:"gateways,omitempty"` // default-route request
-	// WantIPs and WantMAC are the selection's requests, checked against the
-	// pod's interface after ADD.
-	WantIPs []string        `json:"wantIPs,omitempty"`
-	WantMAC string          `json:"wantMAC,omitempty"`
-	Added   bool            `json:"added,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
-}
-
-// Entry is the whole state of one container.
-type Entry struct {
-	ContainerID  string       `json:"containerID"`
-	NetNS        string       `json:"netns"`
-	PodNamespace string       `json:"podNamespace,omitempty"`
-	PodName      string       `json:"podName,omitempty"`
-	PodUID       string       `json:"podUID,omitempty"`
-	CNIVersion   string       `json:"cniVersion"`
-	Attachments  []Attachment `json:"attachments"`
-	// Incomplete marks an entry whose rollback or DEL left something
-	// behind: a later DEL or GC finishes the job.
-	Incomplete bool `json:"incomplete,omitempty"`
-	// DelAttempts counts DELs that failed; LastDelError is the latest.
-	DelAttempts  int    `json:"delAttempts,omitempty"`
-	LastDelError string `json:"lastDelError,omitempty"`
-}
-
 // Store is the cache directory.
 type Store struct{ Dir string }
 
@@ -69,7 +31,7 @@ func (s Store) ContainerDir(containerID string) string {
 }
 
 // Save writes the entry atomically (temp file + rename, mode 0600).
-func (s Store) Save(e *Entry) error {
+func (s Store) Save(e *podnet.Entry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -78,7 +40,7 @@ func (s Store) Save(e *Entry) error {
 }
 
 // Load reads a container's entry; (nil, nil) when there is none.
-func (s Store) Load(containerID string) (*Entry, error) {
+func (s Store) Load(containerID string) (*podnet.Entry, error) {
 	b, err := os.ReadFile(filepath.Join(s.ContainerDir(containerID), intentFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -86,7 +48,7 @@ func (s Store) Load(containerID string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Entry{}
+	e := &podnet.Entry{}
 	if err := json.Unmarshal(b, e); err != nil {
 		return nil, fmt.Errorf("cache entry of container %s is corrupt: %v", containerID, err)
 	}

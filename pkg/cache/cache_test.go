@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -16,8 +18,8 @@ func TestSaveLoadRemove(t *testing.T) {
 	if e, err := s.Load("nope"); e != nil || err != nil {
 		t.Fatalf("Load of missing entry: %v %v", e, err)
 	}
-	e := &Entry{ContainerID: "c1", NetNS: "/run/netns/x", CNIVersion: "1.1.0",
-		Attachments: []Attachment{{Network: "default/a", IfName: "net1", ConfList: []byte(`{"name":"a"}`)}}}
+	e := &podnet.Entry{ContainerID: "c1", NetNS: "/run/netns/x", CNIVersion: "1.1.0",
+		Attachments: []podnet.Attachment{{Network: "default/a", IfName: "net1", ConfList: []byte(`{"name":"a"}`)}}}
 	if err := s.Save(e); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@
 package delegate
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,8 +17,6 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
-
-	"github.com/plexus-cni/plexus/pkg/cache"
 )
 
 // Runner runs delegate conflists.
@@ -32,7 +32,7 @@ func NewRunner(path []string, cacheDir string) *Runner {
 }
 
 // List parses an attachment's cached conflist.
-func List(a *cache.Attachment) (*libcni.NetworkConfigList, error) {
+func List(a *podnet.Attachment) (*libcni.NetworkConfigList, error) {
 	l, err := libcni.NetworkConfFromBytes(a.ConfList)
 	if err != nil {
 		return nil, fmt.Errorf("network %q: cached delegate config: %v", a.Network, err)
@@ -43,7 +43,7 @@ func List(a *cache.Attachment) (*libcni.NetworkConfigList, error) {
 // RunList is the conflist an attachment runs: its resolved conflist with the
 // allocated device (deviceID and pciBusID, as Multus sets them) and the
 // selection's cni-args set in every plugin.
-func RunList(a *cache.Attachment) (*libcni.NetworkConfigList, error) {
+func RunList(a *podnet.Attachment) (*libcni.NetworkConfigList, error) {
 	l, err := List(a)
 	if err != nil || (a.DeviceID == "" && a.CNIArgsConf == nil) {
 		return l, err
@@ -55,7 +55,7 @@ func RunList(a *cache.Attachment) (*libcni.NetworkConfigList, error) {
 	return libcni.NetworkConfFromBytes(b)
 }
 
-func runtimeConf(e *cache.Entry, a *cache.Attachment) *libcni.RuntimeConf {
+func runtimeConf(e *podnet.Entry, a *podnet.Attachment) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{
 		ContainerID:    e.ContainerID,
 		NetNS:          e.NetNS,
@@ -66,7 +66,7 @@ func runtimeConf(e *cache.Entry, a *cache.Attachment) *libcni.RuntimeConf {
 }
 
 // Add runs ADD for one attachment.
-func (r *Runner) Add(ctx context.Context, e *cache.Entry, a *cache.Attachment) (types.Result, error) {
+func (r *Runner) Add(ctx context.Context, e *podnet.Entry, a *podnet.Attachment) (types.Result, error) {
 	l, err := RunList(a)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (r *Runner) Add(ctx context.Context, e *cache.Entry, a *cache.Attachment) (
 // first failure and so would leak what the earlier plugins made), and
 // returns the errors together. A plugin whose binary does not exist is
 // skipped when the attachment's ADD never completed: it created nothing.
-func (r *Runner) Del(ctx context.Context, e *cache.Entry, a *cache.Attachment) error {
+func (r *Runner) Del(ctx context.Context, e *podnet.Entry, a *podnet.Attachment) error {
 	l, err := RunList(a)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func (r *Runner) Del(ctx context.Context, e *cache.Entry, a *cache.Attachment) e
 
 // prevResult is the result DEL passes to each plugin (CNI 0.4.0 and later):
 // libcni's cached result, else the one plexus recorded.
-func (r *Runner) prevResult(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf, a *cache.Attachment) (types.Result, error) {
+func (r *Runner) prevResult(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf, a *podnet.Attachment) (types.Result, error) {
 	if ok, err := version.GreaterThanOrEqualTo(l.CNIVersion, "0.4.0"); err != nil || !ok {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (r *Runner) args(command string, rt *libcni.RuntimeConf) *invoke.Args {
 
 // Check runs CHECK for one attachment; delegates older than 0.4.0 have no
 // CHECK and are skipped.
-func (r *Runner) Check(ctx context.Context, e *cache.Entry, a *cache.Attachment) error {
+func (r *Runner) Check(ctx context.Context, e *podnet.Entry, a *podnet.Attachment) error {
 	l, err := RunList(a)
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package delegate
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"encoding/json"
 	"net"
 	"reflect"
@@ -10,8 +12,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-
-	"github.com/plexus-cni/plexus/pkg/cache"
 )
 
 func mustList(t *testing.T, s string) *libcni.NetworkConfigList {
@@ -112,7 +112,7 @@ func TestInjectBadBytes(t *testing.T) {
 
 func TestRunList(t *testing.T) {
 	t.Run("nothing to inject", func(t *testing.T) {
-		a := &cache.Attachment{Network: "a/x", ConfList: json.RawMessage(twoPlugins)}
+		a := &podnet.Attachment{Network: "a/x", ConfList: json.RawMessage(twoPlugins)}
 		l, err := RunList(a)
 		if err != nil {
 			t.Fatal(err)
@@ -122,7 +122,7 @@ func TestRunList(t *testing.T) {
 		}
 	})
 	t.Run("device and cni-args reach every plugin", func(t *testing.T) {
-		a := &cache.Attachment{Network: "a/x", ConfList: json.RawMessage(twoPlugins), DeviceID: "0000:03:00.4", CNIArgsConf: map[string]any{"b": "q"}}
+		a := &podnet.Attachment{Network: "a/x", ConfList: json.RawMessage(twoPlugins), DeviceID: "0000:03:00.4", CNIArgsConf: map[string]any{"b": "q"}}
 		l, err := RunList(a)
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func TestRunList(t *testing.T) {
 		}
 	})
 	t.Run("cached conflist unreadable", func(t *testing.T) {
-		_, err := RunList(&cache.Attachment{Network: "a/x", ConfList: json.RawMessage(`{"name":`)})
+		_, err := RunList(&podnet.Attachment{Network: "a/x", ConfList: json.RawMessage(`{"name":`)})
 		if err == nil || !strings.HasPrefix(err.Error(), `network "a/x": cached delegate config: `) {
 			t.Errorf("error %v, want one starting with network \"a/x\": cached delegate config:", err)
 		}

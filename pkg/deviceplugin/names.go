@@ -9,12 +9,14 @@ package deviceplugin
 import (
 	"path/filepath"
 	"strings"
+
+	"github.com/plexus-cni/plexus/pkg/devinfo"
 )
 
 // Defaults of the daemon's flags.
 const (
 	DefaultPluginDir  = "/var/lib/kubelet/device-plugins/"
-	DefaultDevInfoDir = "/var/run/k8s.cni.cncf.io/devinfo/dp/"
+	DefaultDevInfoDir = devinfo.DefaultDir + "/dp/"
 	DefaultConfigPath = "/etc/plexus/sriov-dp.json"
 	KubeletSocketName = "kubelet.sock"
 )
@@ -44,5 +46,5 @@ func EnvName(fullName string) string {
 // the file name is the one the NAD client's LoadDeviceInfoFromDP reads:
 // "<prefix>-<name>-<pci address>-device.json".
 func DevInfoPath(dir, fullName, deviceID string) string {
-	return filepath.Join(dir, strings.ReplaceAll(fullName, "/", "-")+"-"+strings.ReplaceAll(deviceID, "/", "-")+"-device.json")
+	return filepath.Join(dir, devinfo.DPName(fullName, deviceID))
 }

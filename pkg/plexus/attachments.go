@@ -1,6 +1,8 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +16,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/selection"
@@ -28,12 +29,12 @@ const DefaultNetworkAnnot = "v1.multus-cni.io/default-network"
 // systemNamespaces), then the pod's k8s.v1.cni.cncf.io/networks elements,
 // each resolved to its delegate conflist. It fails fast, naming the pod's
 // element and field.
-func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cache.Attachment, error) {
+func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]podnet.Attachment, error) {
 	primary, primaryName, err := e.primary(ctx, pod)
 	if err != nil {
 		return nil, err
 	}
-	atts := []cache.Attachment{{
+	atts := []podnet.Attachment{{
 		Network: primaryName, IfName: req.IfName, Primary: true,
 		ConfList: primary.Bytes, CNIArgs: delegateArgs(req.Args),
 		CapabilityArgs: e.runtimeCapabilityArgs(),
@@ -48,7 +49,7 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 			return nil, fmt.Errorf("plexus config: key \"delegates\"[%d]: %v", i, err)
 		}
 		extra++
-		atts = append(atts, cache.Attachment{Network: l.Name, IfName: "net" + strconv.Itoa(extra), ConfList: l.Bytes, CNIArgs: delegateArgs(req.Args)})
+		atts = append(atts, podnet.Attachment{Network: l.Name, IfName: "net" + strconv.Itoa(extra), ConfList: l.Bytes, CNIArgs: delegateArgs(req.Args)})
 	}
 	if !e.Conf.IsSystemNamespace(pod.Namespace) {
 		for _, name := range e.Conf.DefaultNetworks {
@@ -82,7 +83,7 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 		if err != nil {
 			return nil, attachErr(name, ifName, err)
 		}
-		a := cache.Attachment{
+		a := podnet.Attachment{
 			Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegateArgs(req.Args),
 			ResourceName: n.Annotations[nad.ResourceNameAnnot],
 		}
@@ -104,7 +105,7 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]cac
 		return nil, err
 	}
 	if aux != nil {
-		atts = append(atts, cache.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegateArgs(req.Args)})
+		atts = append(atts, podnet.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegateArgs(req.Args)})
 	}
 	if err := uniqueInterfaces(atts); err != nil {
 		return nil, err
@@ -220,7 +221,7 @@ func (e *Engine) resolveNAD(ctx context.Context, namespace, name string, admin b
 // read. plexus then goes beyond Multus: after the delegate's ADD it checks
 // that the pod got every requested IP and MAC (verifyRequests). Requests it
 // cannot verify and that no plugin declares are reported as warnings.
-func requestCapabilities(a *cache.Attachment, el *nadv1.NetworkSelectionElement, l *libcni.NetworkConfigList) []string {
+func requestCapabilities(a *podnet.Attachment, el *nadv1.NetworkSelectionElement, l *libcni.NetworkConfigList) []string {
 	caps := delegate.Capabilities(l)
 	args := map[string]any{}
 	var warnings []string
@@ -291,7 +292,7 @@ func delegateArgs(args [][2]string) [][2]string {
 	return out
 }
 
-func uniqueInterfaces(atts []cache.Attachment) error {
+func uniqueInterfaces(atts []podnet.Attachment) error {
 	seen := map[string]string{}
 	for _, a := range atts {
 		if other, dup := seen[a.IfName]; dup {
@@ -302,7 +303,7 @@ func uniqueInterfaces(atts []cache.Attachment) error {
 	return nil
 }
 
-func oneGatewayPerFamily(atts []cache.Attachment) error {
+func oneGatewayPerFamily(atts []podnet.Attachment) error {
 	var v4, v6 string
 	for _, a := range atts {
 		for _, g := range a.Gateways {

@@ -1,6 +1,8 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,7 +23,7 @@ const DefaultDeviceInfoDir = "/var/run/k8s.cni.cncf.io/devinfo"
 // assignDevices gives each attachment whose NAD names a resource one of the
 // devices of that resource that kubelet allocated to the pod: in annotation
 // order, never two attachments the same device, the same way on every ADD.
-func (e *Engine) assignDevices(ctx context.Context, pod *Pod, req *Request, atts []cache.Attachment) error {
+func (e *Engine) assignDevices(ctx context.Context, pod *Pod, req *Request, atts []podnet.Attachment) error {
 	byRes := map[string][]int{}
 	var order []string
 	for i := range atts {
@@ -82,7 +84,7 @@ func DPDeviceInfoPath(base, resource, deviceID string) string {
 // copyDeviceInfo copies the device plugin's device-info file of the
 // attachment's device to the attachment's CNIDeviceInfoFile, before the
 // delegate runs (which may update it).
-func (e *Engine) copyDeviceInfo(a *cache.Attachment) error {
+func (e *Engine) copyDeviceInfo(a *podnet.Attachment) error {
 	if a.DeviceID == "" || a.DeviceInfoFile == "" {
 		return nil
 	}
@@ -101,7 +103,7 @@ func (e *Engine) copyDeviceInfo(a *cache.Attachment) error {
 }
 
 // loadDeviceInfo reads an attachment's device-info for network-status.
-func (e *Engine) loadDeviceInfo(a *cache.Attachment) *nadv1.DeviceInfo {
+func (e *Engine) loadDeviceInfo(a *podnet.Attachment) *nadv1.DeviceInfo {
 	if a.DeviceInfoFile == "" {
 		return nil
 	}
@@ -118,7 +120,7 @@ func (e *Engine) loadDeviceInfo(a *cache.Attachment) *nadv1.DeviceInfo {
 
 // removeDeviceInfo removes the device-info file plexus made for an
 // attachment, once its delegate's DEL succeeded.
-func (e *Engine) removeDeviceInfo(a *cache.Attachment) {
+func (e *Engine) removeDeviceInfo(a *podnet.Attachment) {
 	if a.DeviceInfoFile != "" {
 		_ = os.Remove(a.DeviceInfoFile)
 	}

@@ -4,6 +4,8 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,7 +111,7 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 		return fail(err)
 	}
 	steps.mark("ifnames")
-	entry := &cache.Entry{
+	entry := &podnet.Entry{
 		ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion,
 		PodNamespace: req.Pod.Namespace, PodName: req.Pod.Name, PodUID: req.Pod.UID,
 		Attachments: atts,
@@ -159,7 +161,7 @@ func (e *Engine) Add(ctx context.Context, req *Request) (types.Result, error) {
 // runDelegates runs each attachment's ADD in order and records its result in
 // the cache. On the first failure it DELs the ones added, in reverse order,
 // removes the cache entry and returns the error.
-func (e *Engine) runDelegates(ctx context.Context, entry *cache.Entry) ([]types.Result, error) {
+func (e *Engine) runDelegates(ctx context.Context, entry *podnet.Entry) ([]types.Result, error) {
 	results := make([]types.Result, len(entry.Attachments))
 	for i := range entry.Attachments {
 		a := &entry.Attachments[i]
@@ -190,7 +192,7 @@ func (e *Engine) runDelegates(ctx context.Context, entry *cache.Entry) ([]types.
 // rollback DELs attachments [0, n) in reverse order and removes the cache
 // entry and device-info files. When a DEL fails, the entry stays, marked
 // incomplete, so that the runtime's DEL (or a GC) finishes the job.
-func (e *Engine) rollback(ctx context.Context, entry *cache.Entry, n int) {
+func (e *Engine) rollback(ctx context.Context, entry *podnet.Entry, n int) {
 	var failed []string
 	for i := n - 1; i >= 0; i-- {
 		a := &entry.Attachments[i]
@@ -300,7 +302,7 @@ func (e *Engine) del(ctx context.Context, req *Request) error {
 // giveUp ends a DEL that failed MaxDelAttempts times: what could not be
 // deleted is named in the log, in a Warning event on the pod and in a record
 // under cniDir/leaked/, and DEL succeeds so the sandbox can go.
-func (e *Engine) giveUp(ctx context.Context, entry *cache.Entry, err error) {
+func (e *Engine) giveUp(ctx context.Context, entry *podnet.Entry, err error) {
 	msg := fmt.Sprintf("DEL failed %d times; giving up so the sandbox can be removed; possibly leaked: %v", entry.DelAttempts, err)
 	e.Log.Error(msg, "leaked", true)
 	if b, merr := json.MarshalIndent(entry, "", "  "); merr == nil {
@@ -316,7 +318,7 @@ func (e *Engine) giveUp(ctx context.Context, entry *cache.Entry, err error) {
 
 // rebuild reconstructs the attachments of a container that has no cache
 // entry, from the pod and its NADs; nil when that is not possible.
-func (e *Engine) rebuild(ctx context.Context, req *Request) *cache.Entry {
+func (e *Engine) rebuild(ctx context.Context, req *Request) *podnet.Entry {
 	if req.Pod.Name == "" {
 		return nil
 	}
@@ -330,7 +332,7 @@ func (e *Engine) rebuild(ctx context.Context, req *Request) *cache.Entry {
 		e.Log.Info("no cache entry and the pod's networks do not resolve: nothing to delete", "err", err)
 		return nil
 	}
-	return &cache.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion, Attachments: atts}
+	return &podnet.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion, Attachments: atts}
 }
 
 // Check runs every delegate's CHECK with its cached result.
@@ -408,7 +410,7 @@ func (e *Engine) GC(ctx context.Context, valid []types.GCAttachment) error {
 	}
 	for _, name := range lists.order {
 		d := lists.byName[name]
-		l, err := delegate.List(&cache.Attachment{Network: name, ConfList: d.conf})
+		l, err := delegate.List(&podnet.Attachment{Network: name, ConfList: d.conf})
 		if err != nil {
 			continue
 		}
@@ -420,7 +422,7 @@ func (e *Engine) GC(ctx context.Context, valid []types.GCAttachment) error {
 }
 
 // gcContainer DELs a container the runtime no longer lists.
-func (e *Engine) gcContainer(ctx context.Context, entry *cache.Entry) error {
+func (e *Engine) gcContainer(ctx context.Context, entry *podnet.Entry) error {
 	req := &Request{ContainerID: entry.ContainerID, NetNS: entry.NetNS, Pod: PodRef{Namespace: entry.PodNamespace, Name: entry.PodName}}
 	unlock, err := e.Cache.LockPodInGC(lockKey(req), e.LockTimeout)
 	if err != nil {
@@ -444,7 +446,7 @@ type gcList struct {
 
 func newGCLists() *gcLists { return &gcLists{byName: map[string]*gcList{}} }
 
-func (g *gcLists) add(entry *cache.Entry, valid bool) {
+func (g *gcLists) add(entry *podnet.Entry, valid bool) {
 	for _, a := range entry.Attachments {
 		l, err := delegate.List(&a)
 		if err != nil {
@@ -551,7 +553,7 @@ func (e *Engine) waitReadiness(ctx context.Context) error {
 	return fmt.Errorf("readiness indicator file %s did not appear within %ds (key \"readinessindicatorfile\")", f, e.Conf.ReadinessTimeout)
 }
 
-func (e *Engine) networkStatus(entry *cache.Entry, results []types.Result) ([]nadv1.NetworkStatus, error) {
+func (e *Engine) networkStatus(entry *podnet.Entry, results []types.Result) ([]nadv1.NetworkStatus, error) {
 	out := make([]nadv1.NetworkStatus, 0, len(results))
 	for i, res := range results {
 		a := &entry.Attachments[i]

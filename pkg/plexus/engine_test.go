@@ -1,6 +1,8 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +14,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
@@ -34,19 +35,19 @@ func TestRequestCapabilities(t *testing.T) {
 		name     string
 		conf     string
 		el       nadv1.NetworkSelectionElement
-		want     cache.Attachment // only CNIArgs, CapabilityArgs, WantIPs, WantMAC
+		want     podnet.Attachment // only CNIArgs, CapabilityArgs, WantIPs, WantMAC
 		warnings []string
 	}{
 		{
 			name: "nothing requested", conf: noCaps,
-			want: cache.Attachment{CNIArgs: args()},
+			want: podnet.Attachment{CNIArgs: args()},
 		},
 		{
 			// ips and mac: capability args and CNI_ARGS both, verified
 			// after ADD, so no warning even without a capability.
 			name: "ips and mac without capabilities", conf: noCaps,
 			el: nadv1.NetworkSelectionElement{IPRequest: []string{"10.0.0.5/24", "fd00::5/64"}, MacRequest: "02:00:00:00:00:05"},
-			want: cache.Attachment{
+			want: podnet.Attachment{
 				CNIArgs:        args([2]string{"IP", "10.0.0.5/24,fd00::5/64"}, [2]string{"MAC", "02:00:00:00:00:05"}),
 				CapabilityArgs: map[string]any{"ips": []string{"10.0.0.5/24", "fd00::5/64"}, "mac": "02:00:00:00:00:05"},
 				WantIPs:        []string{"10.0.0.5/24", "fd00::5/64"}, WantMAC: "02:00:00:00:00:05",
@@ -55,7 +56,7 @@ func TestRequestCapabilities(t *testing.T) {
 		{
 			name: "ips with the capability", conf: allCaps,
 			el: nadv1.NetworkSelectionElement{IPRequest: []string{"10.0.0.5"}},
-			want: cache.Attachment{
+			want: podnet.Attachment{
 				CNIArgs:        args([2]string{"IP", "10.0.0.5"}),
 				CapabilityArgs: map[string]any{"ips": []string{"10.0.0.5"}},
 				WantIPs:        []string{"10.0.0.5"},
@@ -67,7 +68,7 @@ func TestRequestCapabilities(t *testing.T) {
 				InfinibandGUIDRequest: "c2:11:22:33:44:55:66:77", PortMappingsRequest: pm,
 				BandwidthRequest: bw, IPAMClaimReference: "claim-1",
 			},
-			want: cache.Attachment{
+			want: podnet.Attachment{
 				CNIArgs: args(),
 				CapabilityArgs: map[string]any{
 					"infinibandGUID": "c2:11:22:33:44:55:66:77", "portMappings": pm, "bandwidth": bw,
@@ -87,7 +88,7 @@ func TestRequestCapabilities(t *testing.T) {
 				InfinibandGUIDRequest: "c2:11:22:33:44:55:66:77", PortMappingsRequest: pm,
 				BandwidthRequest: bw, IPAMClaimReference: "claim-1",
 			},
-			want: cache.Attachment{
+			want: podnet.Attachment{
 				CNIArgs: args(),
 				CapabilityArgs: map[string]any{
 					"infinibandGUID": "c2:11:22:33:44:55:66:77", "portMappings": pm, "bandwidth": bw,
@@ -99,7 +100,7 @@ func TestRequestCapabilities(t *testing.T) {
 			name: "IPAMClaimReference capability is enough for the claim",
 			conf: conflist("x", `{"type":"ovn-k8s-cni-overlay","capabilities":{"IPAMClaimReference":true}}`),
 			el:   nadv1.NetworkSelectionElement{IPAMClaimReference: "claim-2"},
-			want: cache.Attachment{
+			want: podnet.Attachment{
 				CNIArgs:        args(),
 				CapabilityArgs: map[string]any{"ipam-claim-reference": "claim-2", "IPAMClaimReference": "claim-2"},
 			},
@@ -107,7 +108,7 @@ func TestRequestCapabilities(t *testing.T) {
 		{
 			name: "capability declared false is not declared", conf: conflist("x", `{"type":"portmap","capabilities":{"portMappings":false}}`),
 			el: nadv1.NetworkSelectionElement{PortMappingsRequest: pm},
-			want: cache.Attachment{
+			want: podnet.Attachment{
 				CNIArgs:        args(),
 				CapabilityArgs: map[string]any{"portMappings": pm},
 			},
@@ -120,7 +121,7 @@ func TestRequestCapabilities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := cache.Attachment{Network: "a/x", IfName: "net1", CNIArgs: args()}
+			a := podnet.Attachment{Network: "a/x", IfName: "net1", CNIArgs: args()}
 			el := tc.el
 			warnings := requestCapabilities(&a, &el, l)
 			want := tc.want
@@ -138,15 +139,15 @@ func TestRequestCapabilities(t *testing.T) {
 func TestUniqueInterfaces(t *testing.T) {
 	tests := []struct {
 		name    string
-		atts    []cache.Attachment
+		atts    []podnet.Attachment
 		wantErr string
 		wantNet string
 	}{
 		{name: "none"},
-		{name: "distinct", atts: []cache.Attachment{{Network: "pri", IfName: "eth0"}, {Network: "a/x", IfName: "net1"}, {Network: "a/x", IfName: "net2"}}},
+		{name: "distinct", atts: []podnet.Attachment{{Network: "pri", IfName: "eth0"}, {Network: "a/x", IfName: "net1"}, {Network: "a/x", IfName: "net2"}}},
 		{
 			name:    "duplicate names the later network and the earlier",
-			atts:    []cache.Attachment{{Network: "pri", IfName: "eth0"}, {Network: "a/x", IfName: "net1"}, {Network: "a/y", IfName: "net2"}, {Network: "b/z", IfName: "net1"}},
+			atts:    []podnet.Attachment{{Network: "pri", IfName: "eth0"}, {Network: "a/x", IfName: "net1"}, {Network: "a/y", IfName: "net2"}, {Network: "b/z", IfName: "net1"}},
 			wantErr: `network "b/z": interface "net1" is also assigned to network "a/x"; request distinct names with "interface" or @name`,
 			wantNet: "b/z",
 		},
@@ -179,41 +180,41 @@ func TestOneGatewayPerFamily(t *testing.T) {
 	const v4Taken = `network %q: field "default-route": network %q already takes the default route for this IP family; at most one gateway per family`
 	tests := []struct {
 		name    string
-		atts    []cache.Attachment
+		atts    []podnet.Attachment
 		wantErr string
 		wantNet string
 	}{
-		{name: "none", atts: []cache.Attachment{{Network: "pri"}, {Network: "a/x"}}},
+		{name: "none", atts: []podnet.Attachment{{Network: "pri"}, {Network: "a/x"}}},
 		{
 			name: "one per family on different networks",
-			atts: []cache.Attachment{{Network: "pri"}, {Network: "a/x", Gateways: []string{"10.0.0.1"}}, {Network: "a/y", Gateways: []string{"fd00::1"}}},
+			atts: []podnet.Attachment{{Network: "pri"}, {Network: "a/x", Gateways: []string{"10.0.0.1"}}, {Network: "a/y", Gateways: []string{"fd00::1"}}},
 		},
 		{
 			name: "both families on one network",
-			atts: []cache.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1", "fd00::1"}}},
+			atts: []podnet.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1", "fd00::1"}}},
 		},
 		{
 			name:    "two IPv4 gateways on two networks",
-			atts:    []cache.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1"}}, {Network: "a/y", Gateways: []string{"fd00::1"}}, {Network: "a/z", Gateways: []string{"192.168.1.1"}}},
+			atts:    []podnet.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1"}}, {Network: "a/y", Gateways: []string{"fd00::1"}}, {Network: "a/z", Gateways: []string{"192.168.1.1"}}},
 			wantErr: fmt.Sprintf(v4Taken, "a/z", "a/x"),
 			wantNet: "a/z",
 		},
 		{
 			name:    "two IPv6 gateways on two networks",
-			atts:    []cache.Attachment{{Network: "a/x", Gateways: []string{"fd00::1"}}, {Network: "a/y", Gateways: []string{"10.0.0.1", "fd01::1"}}},
+			atts:    []podnet.Attachment{{Network: "a/x", Gateways: []string{"fd00::1"}}, {Network: "a/y", Gateways: []string{"10.0.0.1", "fd01::1"}}},
 			wantErr: fmt.Sprintf(v4Taken, "a/y", "a/x"),
 			wantNet: "a/y",
 		},
 		{
 			name:    "two IPv4 gateways on one network",
-			atts:    []cache.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1", "10.0.0.2"}}},
+			atts:    []podnet.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1", "10.0.0.2"}}},
 			wantErr: fmt.Sprintf(v4Taken, "a/x", "a/x"),
 			wantNet: "a/x",
 		},
 		{
 			// An IPv4-mapped IPv6 address is IPv4.
 			name:    "IPv4-mapped address counts as IPv4",
-			atts:    []cache.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1"}}, {Network: "a/y", Gateways: []string{"::ffff:10.0.0.2"}}},
+			atts:    []podnet.Attachment{{Network: "a/x", Gateways: []string{"10.0.0.1"}}, {Network: "a/y", Gateways: []string{"::ffff:10.0.0.2"}}},
 			wantErr: fmt.Sprintf(v4Taken, "a/y", "a/x"),
 			wantNet: "a/y",
 		},
@@ -231,18 +232,18 @@ func TestGCLists(t *testing.T) {
 	mv := conflist("macvlan-conf", `{"type":"macvlan"}`)
 	sr := conflist("sriov-net", `{"type":"sriov"}`)
 	entries := []struct {
-		entry *cache.Entry
+		entry *podnet.Entry
 		valid bool
 	}{
-		{&cache.Entry{ContainerID: "c1", Attachments: []cache.Attachment{
+		{&podnet.Entry{ContainerID: "c1", Attachments: []podnet.Attachment{
 			{Network: "kube-system/pri", IfName: "eth0", ConfList: json.RawMessage(pri)},
 			{Network: "a/mv", IfName: "net1", ConfList: json.RawMessage(mv)},
 		}}, true},
-		{&cache.Entry{ContainerID: "c2", Attachments: []cache.Attachment{
+		{&podnet.Entry{ContainerID: "c2", Attachments: []podnet.Attachment{
 			{Network: "kube-system/pri", IfName: "eth0", ConfList: json.RawMessage(pri2)},
 			{Network: "a/sriov", IfName: "net1", ConfList: json.RawMessage(sr)},
 		}}, false},
-		{&cache.Entry{ContainerID: "c3", Attachments: []cache.Attachment{
+		{&podnet.Entry{ContainerID: "c3", Attachments: []podnet.Attachment{
 			{Network: "a/broken", IfName: "net1", ConfList: json.RawMessage(`{"name":`)},
 			{Network: "a/sriov", IfName: "net2", ConfList: json.RawMessage(sr)},
 			{Network: "kube-system/pri", IfName: "eth0", ConfList: json.RawMessage(pri2)},
@@ -368,7 +369,7 @@ func (f fakeDevices) Devices(_ context.Context, _ *Pod, resourceName string) ([]
 func TestAssignDevices(t *testing.T) {
 	e, _ := newEngine(t, `"clusterNetwork":"pri"`, nads())
 	e.Devices = fakeDevices{"intel.com/a": {"0000:03:00.2", "0000:03:00.3"}, "intel.com/b": {"0000:04:00.1"}}
-	atts := []cache.Attachment{
+	atts := []podnet.Attachment{
 		{Network: "pri", IfName: "eth0"},
 		{Network: "ns/a1", IfName: "net1", ResourceName: "intel.com/a"},
 		{Network: "ns/b1", IfName: "net2", ResourceName: "intel.com/b", CapabilityArgs: map[string]any{"mac": "02:00:00:00:00:01"}},
@@ -381,7 +382,7 @@ func TestAssignDevices(t *testing.T) {
 	dif := func(net, ifName string) string {
 		return filepath.Join(e.DeviceInfoDir, "cni", net+"-c1-"+ifName+"-device.json")
 	}
-	want := []cache.Attachment{
+	want := []podnet.Attachment{
 		{Network: "pri", IfName: "eth0"},
 		{Network: "ns/a1", IfName: "net1", ResourceName: "intel.com/a", DeviceID: "0000:03:00.2", DeviceInfoFile: dif("ns-a1", "net1"),
 			CapabilityArgs: map[string]any{"deviceID": "0000:03:00.2", "CNIDeviceInfoFile": dif("ns-a1", "net1")}},
@@ -398,7 +399,7 @@ func TestAssignDevices(t *testing.T) {
 
 	// Too few devices: the first attachment without one is named.
 	e.Devices = fakeDevices{"intel.com/a": {"0000:03:00.2"}}
-	atts = []cache.Attachment{{Network: "ns/a1", IfName: "net1", ResourceName: "intel.com/a"}, {Network: "ns/a2", IfName: "net2", ResourceName: "intel.com/a"}}
+	atts = []podnet.Attachment{{Network: "ns/a1", IfName: "net1", ResourceName: "intel.com/a"}, {Network: "ns/a2", IfName: "net2", ResourceName: "intel.com/a"}}
 	err := e.assignDevices(context.Background(), podIn("ns", nil), req, atts)
 	checkErr(t, err, `resource "intel.com/a": the pod holds 1 device(s) of it but 2 attachment(s) need one each (ns/a1, ns/a2); request 2 in the pod's resources`, "ns/a2")
 

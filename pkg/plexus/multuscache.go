@@ -1,6 +1,8 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
@@ -32,7 +33,7 @@ type multusDelegate struct {
 // plexus can DEL; nil when there is none. Interface names follow Multus:
 // the requested one, the runtime's for the first (the cluster network),
 // else net<index>.
-func (e *Engine) multusEntry(req *Request) (*cache.Entry, string, error) {
+func (e *Engine) multusEntry(req *Request) (*podnet.Entry, string, error) {
 	if e.Conf.MultusCacheDir == "" || req.ContainerID == "" {
 		return nil, "", nil
 	}
@@ -48,7 +49,7 @@ func (e *Engine) multusEntry(req *Request) (*cache.Entry, string, error) {
 	if err := json.Unmarshal(b, &ds); err != nil {
 		return nil, path, fmt.Errorf("Multus cache file %s: %v", path, err)
 	}
-	entry := &cache.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion,
+	entry := &podnet.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion,
 		PodNamespace: req.Pod.Namespace, PodName: req.Pod.Name, PodUID: req.Pod.UID}
 	for i, d := range ds {
 		l, err := nad.ConfList(d.Bytes, d.Name, e.Conf.CNIVersion)
@@ -63,7 +64,7 @@ func (e *Engine) multusEntry(req *Request) (*cache.Entry, string, error) {
 		default:
 			ifName = "net" + strconv.Itoa(i)
 		}
-		entry.Attachments = append(entry.Attachments, cache.Attachment{
+		entry.Attachments = append(entry.Attachments, podnet.Attachment{
 			Network: d.Name, IfName: ifName, Primary: i == 0, ConfList: l.Bytes,
 			CNIArgs: delegateArgs(req.Args), DeviceID: d.DeviceID, Added: true,
 		})

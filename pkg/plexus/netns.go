@@ -1,18 +1,18 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"fmt"
 	"net"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-
-	"github.com/plexus-cni/plexus/pkg/cache"
 )
 
 // checkInterfacesFree fails when an interface name plexus is about to
 // create already exists in the pod's network namespace.
-func checkInterfacesFree(netnsPath string, atts []cache.Attachment) error {
+func checkInterfacesFree(netnsPath string, atts []podnet.Attachment) error {
 	if netnsPath == "" {
 		return fmt.Errorf("CNI_NETNS is empty")
 	}
@@ -28,8 +28,8 @@ func checkInterfacesFree(netnsPath string, atts []cache.Attachment) error {
 
 // applyDefaultRoutes moves the pod's default route of each IP family to the
 // interface whose selection asked for it with "default-route".
-func applyDefaultRoutes(entry *cache.Entry) error {
-	var want []cache.Attachment
+func applyDefaultRoutes(entry *podnet.Entry) error {
+	var want []podnet.Attachment
 	for _, a := range entry.Attachments {
 		if len(a.Gateways) > 0 {
 			want = append(want, a)
@@ -81,8 +81,8 @@ func isDefault(n *net.IPNet) bool {
 // requests on and hopes; a delegate that declares no "ips" or "mac"
 // capability and does not read CNI_ARGS IP=/MAC= would silently ignore them,
 // so plexus fails the ADD instead, naming the capability to declare.
-func verifyRequests(entry *cache.Entry) error {
-	var want []*cache.Attachment
+func verifyRequests(entry *podnet.Entry) error {
+	var want []*podnet.Attachment
 	for i := range entry.Attachments {
 		if a := &entry.Attachments[i]; len(a.WantIPs) > 0 || a.WantMAC != "" {
 			want = append(want, a)

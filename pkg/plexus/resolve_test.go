@@ -1,6 +1,8 @@
 package plexus
 
 import (
+	"github.com/plexus-cni/plexus/pkg/podnet"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +17,6 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
@@ -135,7 +136,7 @@ func TestAttachmentsFull(t *testing.T) {
 		t.Fatalf("attachments: %v", err)
 	}
 	args := func(extra ...[2]string) [][2]string { return append(append([][2]string{}, baseArgs...), extra...) }
-	want := []cache.Attachment{
+	want := []podnet.Attachment{
 		{Network: "kube-system/pri", IfName: "eth0", Primary: true, ConfList: json.RawMessage(priConf), CNIArgs: args()},
 		{
 			Network: "a/x", IfName: "net5", ConfList: json.RawMessage(xConf),
@@ -290,7 +291,7 @@ func joinKeys(ks ...string) string {
 	return strings.Join(out, ",")
 }
 
-func networksOf(atts []cache.Attachment) []string {
+func networksOf(atts []podnet.Attachment) []string {
 	var out []string
 	for _, a := range atts {
 		out = append(out, a.Network)
@@ -490,7 +491,7 @@ func TestAttachmentsAnnotationWarnings(t *testing.T) {
 	}
 }
 
-func ifNames(atts []cache.Attachment) []string {
+func ifNames(atts []podnet.Attachment) []string {
 	var out []string
 	for _, a := range atts {
 		out = append(out, a.IfName)

@@ -5,7 +5,11 @@
 // imports nothing but the standard library, so any package may use it.
 package podnet
 
-import "errors"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
 
 // Pod is what plexus needs to know of a pod.
 type Pod struct {
@@ -30,3 +34,93 @@ var (
 	// ErrNADNotFound is wrapped by a NAD source for a NAD that is not there.
 	ErrNADNotFound = errors.New("network-attachment-definition not found")
 )
+
+// Attachment is one interface of a container: the delegate plexus runs for it.
+type Attachment struct {
+	Network  string          `json:"network"` // "namespace/name" of the NAD, or the primary conf name
+	IfName   string          `json:"ifName"`
+	Primary  bool            `json:"primary,omitempty"`
+	ConfList json.RawMessage `json:"confList"` // the delegate conflist, as run
+	CNIArgs  [][2]string     `json:"cniArgs,omitempty"`
+	// CNIArgsConf is the selection's cni-args, set as "args": {"cni": …}
+	// in every plugin of ConfList when the delegate runs.
+	CNIArgsConf    map[string]any `json:"cniArgsConf,omitempty"`
+	CapabilityArgs map[string]any `json:"capabilityArgs,omitempty"`
+	ResourceName   string         `json:"resourceName,omitempty"`
+	DeviceID       string         `json:"deviceID,omitempty"`
+	DeviceInfoFile string         `json:"deviceInfoFile,omitempty"`
+	Gateways       []string       `json:"gateways,omitempty"` // default-route request
+	// WantIPs and WantMAC are the selection's requests, checked against the
+	// pod's interface after ADD.
+	WantIPs []string        `json:"wantIPs,omitempty"`
+	WantMAC string          `json:"wantMAC,omitempty"`
+	Added   bool            `json:"added,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+}
+
+// Entry is the whole state of one container.
+type Entry struct {
+	ContainerID  string       `json:"containerID"`
+	NetNS        string       `json:"netns"`
+	PodNamespace string       `json:"podNamespace,omitempty"`
+	PodName      string       `json:"podName,omitempty"`
+	PodUID       string       `json:"podUID,omitempty"`
+	CNIVersion   string       `json:"cniVersion"`
+	Attachments  []Attachment `json:"attachments"`
+	// Incomplete marks an entry whose rollback or DEL left something
+	// behind: a later DEL or GC finishes the job.
+	Incomplete bool `json:"incomplete,omitempty"`
+	// DelAttempts counts DELs that failed; LastDelError is the latest.
+	DelAttempts  int    `json:"delAttempts,omitempty"`
+	LastDelError string `json:"lastDelError,omitempty"`
+}
+
+// Request is one CNI invocation.
+type Request struct {
+	ContainerID string
+	NetNS       string
+	IfName      string
+	Pod         PodRef
+	// Networks is the short-form network list from CNI_ARGS
+	// (K8S_POD_NETWORKS), used in clusterless mode.
+	Networks string
+	// Args are the CNI_ARGS pairs, passed on to every delegate.
+	Args [][2]string
+}
+
+// LockKey is the key of the per-pod lock of a request: the pod, or the
+// container when the pod is unknown.
+func (r *Request) LockKey() string {
+	if r.Pod.Name != "" {
+		return r.Pod.Namespace + "/" + r.Pod.Name
+	}
+	return r.ContainerID
+}
+
+// NetworkError tags an error with the network it is about, for the
+// Warning event of a failed ADD.
+type NetworkError struct {
+	Network string
+	Err     error
+}
+
+func (n *NetworkError) Error() string { return n.Err.Error() }
+func (n *NetworkError) Unwrap() error { return n.Err }
+
+// WithNetwork tags err with network.
+func WithNetwork(network string, err error) error { return &NetworkError{Network: network, Err: err} }
+
+// NetworkOf is the network an error is about, "" when none.
+func NetworkOf(err error) string {
+	var ne *NetworkError
+	if errors.As(err, &ne) {
+		return ne.Network
+	}
+	return ""
+}
+
+// AttachError is an error about one attachment: it names the network and
+// the interface once, in that order, before what went wrong.
+func AttachError(network, ifName string, err error) error {
+	return WithNetwork(network, fmt.Errorf("network %q (interface %s): %w", network, ifName, err))
+}

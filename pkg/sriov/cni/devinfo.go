@@ -11,6 +11,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
+	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/sriov/sysfs"
 )
 
@@ -18,7 +19,7 @@ import (
 // plugins write under its dp/ subdirectory, meta-plugins (Multus, plexus)
 // name per-attachment files under cni/ — the only place this plugin writes
 // or removes a runtimeConfig.CNIDeviceInfoFile.
-const DefaultDeviceInfoDir = "/var/run/k8s.cni.cncf.io/devinfo"
+const DefaultDeviceInfoDir = devinfo.DefaultDir
 
 const deviceInfoKey = "runtimeConfig.CNIDeviceInfoFile"
 
