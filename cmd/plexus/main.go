@@ -1,8 +1,9 @@
-// Command plexus is the meta-CNI plugin the container runtime calls.
+// Command plexus is the meta-CNI plugin the container runtime calls (the
+// thin deployment: resolve, attach and publish in this process).
 package main
 
-import "github.com/plexus-cni/plexus/pkg/cnicmd"
+import "github.com/plexus-cni/plexus/pkg/thin"
 
 var version = "dev"
 
-func main() { cnicmd.Main(version) }
+func main() { thin.Main(version) }

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/plexus-cni/plexus/pkg/deviceplugin"
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 	"github.com/plexus-cni/plexus/pkg/testutil/cnienv"
 )
@@ -134,7 +134,7 @@ func TestChain(t *testing.T) {
 		t.Errorf("%s=%v, want %v", deviceplugin.EnvName(resA), env, ids)
 	}
 	for _, id := range ids {
-		if _, err := os.Stat(plexus.DPDeviceInfoPath(w.DevInfo, resA, id)); err != nil {
+		if _, err := os.Stat(devinfo.DPPath(w.DevInfo, resA, id)); err != nil {
 			t.Errorf("device plugin's device-info for %s not where plexus reads it: %v", id, err)
 		}
 	}

@@ -273,3 +273,59 @@ func SortedKeys(m map[string]bool) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// ConfList turns a CNI config (a conflist, or a single plugin conf) into a
+// conflist. A missing name becomes fallbackName, a missing cniVersion
+// fallbackVersion.
+func ConfList(raw []byte, fallbackName, fallbackVersion string) (*libcni.NetworkConfigList, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("CNI config is not a JSON object: %v", err)
+	}
+	changed := false
+	if n, _ := m["name"].(string); n == "" {
+		m["name"] = fallbackName
+		changed = true
+	}
+	if v, _ := m["cniVersion"].(string); v == "" {
+		m["cniVersion"] = fallbackVersion
+		changed = true
+	}
+	if changed {
+		raw, _ = json.Marshal(m)
+	}
+	if _, ok := m["plugins"]; ok {
+		l, err := libcni.NetworkConfFromBytes(raw)
+		if err != nil {
+			return nil, fmt.Errorf("CNI conflist: %v", err)
+		}
+		if len(l.Plugins) == 0 {
+			return nil, fmt.Errorf("CNI conflist %q has no plugins", l.Name)
+		}
+		return l, nil
+	}
+	if t, _ := m["type"].(string); t == "" {
+		return nil, fmt.Errorf("CNI config has neither \"type\" nor \"plugins\"")
+	}
+	c, err := libcni.NetworkPluginConfFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("CNI config: %v", err)
+	}
+	l, err := libcni.ConfListFromConf(c)
+	if err != nil {
+		return nil, fmt.Errorf("CNI config: %v", err)
+	}
+	return l, nil
+}
+
+// Args passes CNI_ARGS on, with IgnoreUnknown=1 first so that
+// plugins that parse CNI_ARGS strictly accept the K8S_* keys.
+func Args(args [][2]string) [][2]string {
+	out := [][2]string{{"IgnoreUnknown", "1"}}
+	for _, kv := range args {
+		if kv[0] != "IgnoreUnknown" {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

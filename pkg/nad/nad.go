@@ -15,73 +15,53 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // ResourceNameAnnot names the device-plugin resource a NAD's devices come from.
 const ResourceNameAnnot = "k8s.v1.cni.cncf.io/resourceName"
 
-// ConfList turns a CNI config (a conflist, or a single plugin conf) into a
-// conflist. A missing name becomes fallbackName, a missing cniVersion
-// fallbackVersion.
-func ConfList(raw []byte, fallbackName, fallbackVersion string) (*libcni.NetworkConfigList, error) {
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("CNI config is not a JSON object: %v", err)
-	}
-	changed := false
-	if n, _ := m["name"].(string); n == "" {
-		m["name"] = fallbackName
-		changed = true
-	}
-	if v, _ := m["cniVersion"].(string); v == "" {
-		m["cniVersion"] = fallbackVersion
-		changed = true
-	}
-	if changed {
-		raw, _ = json.Marshal(m)
-	}
-	if _, ok := m["plugins"]; ok {
-		l, err := libcni.NetworkConfFromBytes(raw)
-		if err != nil {
-			return nil, fmt.Errorf("CNI conflist: %v", err)
-		}
-		if len(l.Plugins) == 0 {
-			return nil, fmt.Errorf("CNI conflist %q has no plugins", l.Name)
-		}
-		return l, nil
-	}
-	if t, _ := m["type"].(string); t == "" {
-		return nil, fmt.Errorf("CNI config has neither \"type\" nor \"plugins\"")
-	}
-	c, err := libcni.NetworkPluginConfFromBytes(raw)
-	if err != nil {
-		return nil, fmt.Errorf("CNI config: %v", err)
-	}
-	l, err := libcni.ConfListFromConf(c)
-	if err != nil {
-		return nil, fmt.Errorf("CNI config: %v", err)
-	}
-	return l, nil
-}
-
 // DelegateConf returns the delegate conflist a NAD stands for: its
-// spec.config, or when that is empty the config in confDir whose network
-// name is the NAD's name.
-func DelegateConf(n *nadv1.NetworkAttachmentDefinition, confDir, fallbackVersion string) (*libcni.NetworkConfigList, error) {
+// spec.config, or when that is empty the administrator's config whose
+// network name is the NAD's name (byName: in confDir).
+func DelegateConf(n *nadv1.NetworkAttachmentDefinition, byName func(string) (*libcni.NetworkConfigList, error), fallbackVersion string) (*libcni.NetworkConfigList, error) {
 	if strings.TrimSpace(n.Spec.Config) == "" {
-		l, err := ConfByName(confDir, n.Name)
+		l, err := byName(n.Name)
 		if err != nil {
 			return nil, fmt.Errorf("field \"spec.config\" is empty and %v", err)
 		}
 		return l, nil
 	}
-	l, err := ConfList([]byte(n.Spec.Config), n.Name, fallbackVersion)
+	l, err := delegate.ConfList([]byte(n.Spec.Config), n.Name, fallbackVersion)
 	if err != nil {
 		return nil, fmt.Errorf("field \"spec.config\": %v", err)
 	}
 	return l, nil
 }
+
+// LocalConfs reads the administrator's CNI configs on the node: confDir,
+// the clusterNetwork path, the auxiliary chain (resolve.AdminConfs).
+type LocalConfs struct{ Conf *config.Conf }
+
+func (c LocalConfs) ByName(name string) (*libcni.NetworkConfigList, error) {
+	return ConfByName(c.Conf.ConfDir, name)
+}
+
+func (c LocalConfs) Path(path string) (*libcni.NetworkConfigList, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		l, _, err := FirstConf(path)
+		return l, err
+	}
+	return ConfFile(path)
+}
+
+func (c LocalConfs) Auxiliary() (*libcni.NetworkConfigList, error) { return c.Conf.AuxiliaryChain() }
 
 // ConfByName finds the conf or conflist in dir whose network name is name.
 func ConfByName(dir, name string) (*libcni.NetworkConfigList, error) {
@@ -101,7 +81,7 @@ func ConfByName(dir, name string) (*libcni.NetworkConfigList, error) {
 		if json.Unmarshal(raw, &probe) != nil || probe.Name != name {
 			continue
 		}
-		l, err := ConfList(raw, name, "")
+		l, err := delegate.ConfList(raw, name, "")
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", f, err)
 		}
@@ -137,7 +117,7 @@ func ConfFile(path string) (*libcni.NetworkConfigList, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := ConfList(raw, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), "")
+	l, err := delegate.ConfList(raw, strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -76,11 +77,12 @@ func TestDelegateConf(t *testing.T) {
 	mk := func(cfg string) *nadv1.NetworkAttachmentDefinition {
 		return &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "fromdir", Namespace: "ns"}, Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: cfg}}
 	}
-	l, err := DelegateConf(mk(`{"type":"macvlan","master":"x"}`), confDir, "1.1.0")
+	byName := func(name string) (*libcni.NetworkConfigList, error) { return ConfByName(confDir, name) }
+	l, err := DelegateConf(mk(`{"type":"macvlan","master":"x"}`), byName, "1.1.0")
 	if err != nil || l.Name != "fromdir" || l.CNIVersion != "1.1.0" || len(l.Plugins) != 1 || l.Plugins[0].Network.Type != "macvlan" {
 		t.Fatalf("single conf: %+v %v", l, err)
 	}
-	l, err = DelegateConf(mk(""), confDir, "1.1.0")
+	l, err = DelegateConf(mk(""), byName, "1.1.0")
 	if err != nil || l.CNIVersion != "0.4.0" || l.Plugins[0].Network.Type != "ptp" {
 		t.Fatalf("conf from confDir: %+v %v", l, err)
 	}
@@ -90,13 +92,13 @@ func TestDelegateConf(t *testing.T) {
 		`{"name":"x","plugins":[]}`:   `no plugins in list`,
 		`{"name":"x","plugins":[{}]}`: `field "spec.config"`,
 	} {
-		if _, err := DelegateConf(mk(cfg), confDir, "1.1.0"); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := DelegateConf(mk(cfg), byName, "1.1.0"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("DelegateConf(%s): %v, want %q", cfg, err, want)
 		}
 	}
 	n := mk("")
 	n.Name = "absent"
-	if _, err := DelegateConf(n, confDir, "1.1.0"); err == nil || !strings.Contains(err.Error(), `"spec.config" is empty and no CNI config named "absent"`) {
+	if _, err := DelegateConf(n, byName, "1.1.0"); err == nil || !strings.Contains(err.Error(), `"spec.config" is empty and no CNI config named "absent"`) {
 		t.Errorf("missing confDir file: %v", err)
 	}
 }

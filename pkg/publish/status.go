@@ -8,6 +8,7 @@ package publish
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -15,6 +16,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // FromResult builds one network-status entry for the interface ifName.
@@ -65,4 +67,36 @@ func WriteFile(dir string, statuses []nadv1.NetworkStatus) error {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, FileName), b, 0o600)
+}
+
+// NetworkStatus builds the network-status of an attached container: one
+// entry per attachment, from its delegate's result and its device-info file.
+func NetworkStatus(entry *podnet.Entry, results []types.Result) ([]nadv1.NetworkStatus, error) {
+	out := make([]nadv1.NetworkStatus, 0, len(results))
+	for i, res := range results {
+		a := &entry.Attachments[i]
+		st, err := FromResult(a.Network, a.IfName, a.Primary, res, loadDeviceInfo(a.DeviceInfoFile))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// loadDeviceInfo reads an attachment's device-info file; nil when there is
+// none or it does not parse.
+func loadDeviceInfo(path string) *nadv1.DeviceInfo {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	di := &nadv1.DeviceInfo{}
+	if json.Unmarshal(b, di) != nil {
+		return nil
+	}
+	return di
 }

@@ -1,6 +1,7 @@
-package plexus
+package attach
 
 import (
+	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 
 	"encoding/json"
@@ -9,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
 // A pod attached by Multus before the switch to plexus has no plexus cache
@@ -33,11 +32,11 @@ type multusDelegate struct {
 // plexus can DEL; nil when there is none. Interface names follow Multus:
 // the requested one, the runtime's for the first (the cluster network),
 // else net<index>.
-func (e *Engine) multusEntry(req *Request) (*podnet.Entry, string, error) {
-	if e.Conf.MultusCacheDir == "" || req.ContainerID == "" {
+func (e *Attacher) multusEntry(req *podnet.Request) (*podnet.Entry, string, error) {
+	if e.MultusCacheDir == "" || req.ContainerID == "" {
 		return nil, "", nil
 	}
-	path := filepath.Join(e.Conf.MultusCacheDir, filepath.Base(req.ContainerID))
+	path := filepath.Join(e.MultusCacheDir, filepath.Base(req.ContainerID))
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, "", nil
@@ -49,10 +48,10 @@ func (e *Engine) multusEntry(req *Request) (*podnet.Entry, string, error) {
 	if err := json.Unmarshal(b, &ds); err != nil {
 		return nil, path, fmt.Errorf("Multus cache file %s: %v", path, err)
 	}
-	entry := &podnet.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.Conf.CNIVersion,
+	entry := &podnet.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: e.CNIVersion,
 		PodNamespace: req.Pod.Namespace, PodName: req.Pod.Name, PodUID: req.Pod.UID}
 	for i, d := range ds {
-		l, err := nad.ConfList(d.Bytes, d.Name, e.Conf.CNIVersion)
+		l, err := delegate.ConfList(d.Bytes, d.Name, e.CNIVersion)
 		if err != nil {
 			return nil, path, fmt.Errorf("Multus cache file %s: delegate %d (%s): %v", path, i, d.Name, err)
 		}
@@ -66,7 +65,7 @@ func (e *Engine) multusEntry(req *Request) (*podnet.Entry, string, error) {
 		}
 		entry.Attachments = append(entry.Attachments, podnet.Attachment{
 			Network: d.Name, IfName: ifName, Primary: i == 0, ConfList: l.Bytes,
-			CNIArgs: delegateArgs(req.Args), DeviceID: d.DeviceID, Added: true,
+			CNIArgs: delegate.Args(req.Args), DeviceID: d.DeviceID, Added: true,
 		})
 	}
 	return entry, path, nil

@@ -1,20 +1,17 @@
-package plexus
+package resolve
 
 import (
+	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-
-	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
 func TestRequestCapabilities(t *testing.T) {
@@ -117,7 +114,7 @@ func TestRequestCapabilities(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := nad.ConfList([]byte(tc.conf), "x", "1.0.0")
+			l, err := delegate.ConfList([]byte(tc.conf), "x", "1.0.0")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,8 +168,8 @@ func checkErr(t *testing.T, err error, want, wantNet string) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("error:\n got %v\nwant %s", err, want)
 	}
-	if got := networkOf(err); got != wantNet {
-		t.Errorf("networkOf(err) = %q, want %q", got, wantNet)
+	if got := podnet.NetworkOf(err); got != wantNet {
+		t.Errorf("podnet.NetworkOf(err) = %q, want %q", got, wantNet)
 	}
 }
 
@@ -226,71 +223,8 @@ func TestOneGatewayPerFamily(t *testing.T) {
 	}
 }
 
-func TestGCLists(t *testing.T) {
-	pri := conflist("pri", `{"type":"bridge"}`)
-	pri2 := conflist("pri", `{"type":"bridge","bridge":"other"}`) // same network name, other bytes
-	mv := conflist("macvlan-conf", `{"type":"macvlan"}`)
-	sr := conflist("sriov-net", `{"type":"sriov"}`)
-	entries := []struct {
-		entry *podnet.Entry
-		valid bool
-	}{
-		{&podnet.Entry{ContainerID: "c1", Attachments: []podnet.Attachment{
-			{Network: "kube-system/pri", IfName: "eth0", ConfList: json.RawMessage(pri)},
-			{Network: "a/mv", IfName: "net1", ConfList: json.RawMessage(mv)},
-		}}, true},
-		{&podnet.Entry{ContainerID: "c2", Attachments: []podnet.Attachment{
-			{Network: "kube-system/pri", IfName: "eth0", ConfList: json.RawMessage(pri2)},
-			{Network: "a/sriov", IfName: "net1", ConfList: json.RawMessage(sr)},
-		}}, false},
-		{&podnet.Entry{ContainerID: "c3", Attachments: []podnet.Attachment{
-			{Network: "a/broken", IfName: "net1", ConfList: json.RawMessage(`{"name":`)},
-			{Network: "a/sriov", IfName: "net2", ConfList: json.RawMessage(sr)},
-			{Network: "kube-system/pri", IfName: "eth0", ConfList: json.RawMessage(pri2)},
-		}}, true},
-	}
-	g := newGCLists()
-	for _, e := range entries {
-		g.add(e.entry, e.valid)
-	}
-	if want := []string{"pri", "macvlan-conf", "sriov-net"}; !reflect.DeepEqual(g.order, want) {
-		t.Errorf("order %v, want %v", g.order, want)
-	}
-	want := map[string]*gcList{
-		"pri":          {conf: []byte(pri), valid: []types.GCAttachment{{ContainerID: "c1", IfName: "eth0"}, {ContainerID: "c3", IfName: "eth0"}}},
-		"macvlan-conf": {conf: []byte(mv), valid: []types.GCAttachment{{ContainerID: "c1", IfName: "net1"}}},
-		// Only c2 (not valid) and c3 use it: c3's is the only valid one,
-		// the conf is the first seen.
-		"sriov-net": {conf: []byte(sr), valid: []types.GCAttachment{{ContainerID: "c3", IfName: "net2"}}},
-	}
-	if len(g.byName) != len(want) {
-		t.Errorf("byName has %d networks, want %d", len(g.byName), len(want))
-	}
-	for name, w := range want {
-		d := g.byName[name]
-		if d == nil {
-			t.Errorf("network %q missing", name)
-			continue
-		}
-		if string(d.conf) != string(w.conf) {
-			t.Errorf("network %q: conf %s, want %s", name, d.conf, w.conf)
-		}
-		if !reflect.DeepEqual(d.valid, w.valid) {
-			t.Errorf("network %q: valid %+v, want %+v", name, d.valid, w.valid)
-		}
-	}
-
-	// A network used only by containers that are gone is still listed
-	// (its delegate's GC frees everything), with no valid attachment.
-	g = newGCLists()
-	g.add(entries[1].entry, false)
-	if d := g.byName["sriov-net"]; d == nil || d.valid != nil {
-		t.Errorf("network of gone containers only: %+v, want listed with no valid attachments", d)
-	}
-}
-
 func TestWarnDeduplicatesAndNames(t *testing.T) {
-	e := &Engine{}
+	e := &Resolver{}
 	e.warn("", "", "plain")
 	e.warn("a/x", "", "about a network")
 	e.warn("a/x", "net1", "about an interface")
@@ -318,8 +252,8 @@ func TestDelegateArgs(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		if got := delegateArgs(tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("delegateArgs(%v) = %v, want %v", tc.in, got, tc.want)
+		if got := delegate.Args(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("delegate.Args(%v) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }
@@ -341,25 +275,25 @@ func TestRuntimeCapabilityArgs(t *testing.T) {
 
 func TestAttachErrAndNetworkOf(t *testing.T) {
 	inner := errors.New("boom")
-	err := fmt.Errorf("pod a/p: %w", attachErr("a/x", "net1", inner))
+	err := fmt.Errorf("pod a/p: %w", podnet.AttachError("a/x", "net1", inner))
 	if want := `pod a/p: network "a/x" (interface net1): boom`; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
-	if got := networkOf(err); got != "a/x" {
+	if got := podnet.NetworkOf(err); got != "a/x" {
 		t.Errorf("networkOf = %q, want a/x", got)
 	}
 	if !errors.Is(err, inner) {
 		t.Error("attachErr does not wrap the cause")
 	}
-	if got := networkOf(inner); got != "" {
-		t.Errorf("networkOf(plain error) = %q, want empty", got)
+	if got := podnet.NetworkOf(inner); got != "" {
+		t.Errorf("podnet.NetworkOf(plain error) = %q, want empty", got)
 	}
 }
 
 // fakeDevices is an in-memory DeviceSource.
 type fakeDevices map[string][]string
 
-func (f fakeDevices) Devices(_ context.Context, _ *Pod, resourceName string) ([]string, error) {
+func (f fakeDevices) Devices(_ context.Context, _ *podnet.Pod, resourceName string) ([]string, error) {
 	if ids, ok := f[resourceName]; ok {
 		return ids, nil
 	}
@@ -375,8 +309,8 @@ func TestAssignDevices(t *testing.T) {
 		{Network: "ns/b1", IfName: "net2", ResourceName: "intel.com/b", CapabilityArgs: map[string]any{"mac": "02:00:00:00:00:01"}},
 		{Network: "ns/a2", IfName: "net3", ResourceName: "intel.com/a"},
 	}
-	req := &Request{ContainerID: "c1"}
-	if err := e.assignDevices(context.Background(), podIn("ns", nil), req, atts); err != nil {
+	req := &podnet.Request{ContainerID: "c1"}
+	if err := e.AssignDevices(context.Background(), podIn("ns", nil), req, atts); err != nil {
 		t.Fatal(err)
 	}
 	dif := func(net, ifName string) string {
@@ -400,11 +334,11 @@ func TestAssignDevices(t *testing.T) {
 	// Too few devices: the first attachment without one is named.
 	e.Devices = fakeDevices{"intel.com/a": {"0000:03:00.2"}}
 	atts = []podnet.Attachment{{Network: "ns/a1", IfName: "net1", ResourceName: "intel.com/a"}, {Network: "ns/a2", IfName: "net2", ResourceName: "intel.com/a"}}
-	err := e.assignDevices(context.Background(), podIn("ns", nil), req, atts)
+	err := e.AssignDevices(context.Background(), podIn("ns", nil), req, atts)
 	checkErr(t, err, `resource "intel.com/a": the pod holds 1 device(s) of it but 2 attachment(s) need one each (ns/a1, ns/a2); request 2 in the pod's resources`, "ns/a2")
 
 	// No device source in this mode.
 	e.Devices = nil
-	err = e.assignDevices(context.Background(), podIn("ns", nil), req, atts)
+	err = e.AssignDevices(context.Background(), podIn("ns", nil), req, atts)
 	checkErr(t, err, `network "ns/a1": resource "intel.com/a": no device source (kubelet pod-resources) available in this mode`, "ns/a1")
 }

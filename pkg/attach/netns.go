@@ -1,4 +1,4 @@
-package plexus
+package attach
 
 import (
 	"github.com/plexus-cni/plexus/pkg/podnet"
@@ -19,7 +19,7 @@ func checkInterfacesFree(netnsPath string, atts []podnet.Attachment) error {
 	return ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
 		for _, a := range atts {
 			if _, err := net.InterfaceByName(a.IfName); err == nil {
-				return withNetwork(a.Network, fmt.Errorf("network %q: interface %q already exists in the pod's network namespace", a.Network, a.IfName))
+				return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: interface %q already exists in the pod's network namespace", a.Network, a.IfName))
 			}
 		}
 		return nil
@@ -42,7 +42,7 @@ func applyDefaultRoutes(entry *podnet.Entry) error {
 		for _, a := range want {
 			link, err := netlink.LinkByName(a.IfName)
 			if err != nil {
-				return withNetwork(a.Network, fmt.Errorf("network %q: default-route: %v", a.Network, err))
+				return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: default-route: %v", a.Network, err))
 			}
 			for _, g := range a.Gateways {
 				gw := net.ParseIP(g)
@@ -52,18 +52,18 @@ func applyDefaultRoutes(entry *podnet.Entry) error {
 				}
 				routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
 				if err != nil {
-					return withNetwork(a.Network, fmt.Errorf("network %q: default-route: listing routes: %v", a.Network, err))
+					return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: default-route: listing routes: %v", a.Network, err))
 				}
 				for _, r := range routes {
 					if r.Dst == nil || isDefault(r.Dst) {
 						rr := r
 						if err := netlink.RouteDel(&rr); err != nil {
-							return withNetwork(a.Network, fmt.Errorf("network %q: default-route: removing old default route: %v", a.Network, err))
+							return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: default-route: removing old default route: %v", a.Network, err))
 						}
 					}
 				}
 				if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}); err != nil {
-					return withNetwork(a.Network, fmt.Errorf("network %q: default-route via %s dev %s: %v", a.Network, g, a.IfName, err))
+					return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: default-route via %s dev %s: %v", a.Network, g, a.IfName, err))
 				}
 			}
 		}
@@ -95,12 +95,12 @@ func verifyRequests(entry *podnet.Entry) error {
 		for _, a := range want {
 			link, err := netlink.LinkByName(a.IfName)
 			if err != nil {
-				return attachErr(a.Network, a.IfName, fmt.Errorf("checking requested ips/mac: %v", err))
+				return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("checking requested ips/mac: %v", err))
 			}
 			if a.WantMAC != "" {
 				got := link.Attrs().HardwareAddr.String()
 				if mac, err := net.ParseMAC(a.WantMAC); err != nil || got != mac.String() {
-					return attachErr(a.Network, a.IfName, fmt.Errorf("field \"mac\": requested %s but the interface has %s; declare \"capabilities\": {\"mac\": true} in a plugin that sets it (e.g. tuning)", a.WantMAC, got))
+					return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("field \"mac\": requested %s but the interface has %s; declare \"capabilities\": {\"mac\": true} in a plugin that sets it (e.g. tuning)", a.WantMAC, got))
 				}
 			}
 			if len(a.WantIPs) == 0 {
@@ -108,7 +108,7 @@ func verifyRequests(entry *podnet.Entry) error {
 			}
 			addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
 			if err != nil {
-				return attachErr(a.Network, a.IfName, fmt.Errorf("checking requested ips: %v", err))
+				return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("checking requested ips: %v", err))
 			}
 			for _, w := range a.WantIPs {
 				ip := net.ParseIP(w)
@@ -123,7 +123,7 @@ func verifyRequests(entry *podnet.Entry) error {
 					}
 				}
 				if !found {
-					return attachErr(a.Network, a.IfName, fmt.Errorf("field \"ips\": requested %s but the interface does not have it; declare \"capabilities\": {\"ips\": true} in an IPAM-using plugin (e.g. with \"ipam\": {\"type\": \"static\"})", w))
+					return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("field \"ips\": requested %s but the interface does not have it; declare \"capabilities\": {\"ips\": true} in an IPAM-using plugin (e.g. with \"ipam\": {\"type\": \"static\"})", w))
 				}
 			}
 		}

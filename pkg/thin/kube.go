@@ -1,4 +1,4 @@
-package cnicmd
+package thin
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/k8s"
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/podresources"
 )
 
@@ -34,11 +34,11 @@ func newKubeSources(c *config.Conf, log *slog.Logger, containerID string) (*Sour
 		// the kubeconfig is unreadable. ADD fails when it asks for the pod.
 		log.Warn("Kubernetes client unavailable", "kubeconfig", c.Kubeconfig, "err", err)
 		u := unavailable{fmt.Errorf("plexus config: key \"kubeconfig\": %w", err)}
-		return &Sources{Pods: u, NADs: u, Status: u}, nil
+		return &Sources{Pods: u, NADs: u, Sink: u}, nil
 	}
 	dev := podresources.NewClient(c.PodResourcesSocket)
 	return &Sources{
-		Pods: cl.Pods(), NADs: cl.NADs(), Status: cl.Status(), Devices: dev,
+		Pods: cl.Pods(), NADs: cl.NADs(), Sink: cl.Status(), Devices: dev,
 		Close: func() {
 			for _, e := range cl.EventErrors() {
 				log.Warn("recording an Event failed", "err", e)
@@ -53,12 +53,12 @@ func newKubeSources(c *config.Conf, log *slog.Logger, containerID string) (*Sour
 // unavailable is every source when the API client cannot be built.
 type unavailable struct{ err error }
 
-func (u unavailable) Pod(context.Context, plexus.PodRef) (*plexus.Pod, error) { return nil, u.err }
+func (u unavailable) Pod(context.Context, podnet.PodRef) (*podnet.Pod, error) { return nil, u.err }
 func (u unavailable) NAD(context.Context, string, string) (*nadv1.NetworkAttachmentDefinition, error) {
 	return nil, u.err
 }
-func (u unavailable) Attached(context.Context, *plexus.Pod, string, []nadv1.NetworkStatus) error {
+func (u unavailable) Attached(context.Context, *podnet.Pod, string, []nadv1.NetworkStatus) error {
 	return u.err
 }
-func (u unavailable) Failed(context.Context, *plexus.Pod, string, error) {}
-func (u unavailable) Warned(context.Context, *plexus.Pod, []string)      {}
+func (u unavailable) Failed(context.Context, *podnet.Pod, string, error) {}
+func (u unavailable) Warned(context.Context, *podnet.Pod, []string)      {}

@@ -1,10 +1,8 @@
-package plexus
+package resolve
 
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -41,7 +39,7 @@ var metaPlugins = map[string]bool{"plexus": true, "multus": true, "multus-shim":
 // what it removed.
 // With admin set (a NAD plexus's own config names: clusterNetwork,
 // defaultNetworks) delegatePolicy does not apply: it limits tenants.
-func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.NetworkConfigList, admin bool) (*libcni.NetworkConfigList, []string, error) {
+func (e *Resolver) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.NetworkConfigList, admin bool) (*libcni.NetworkConfigList, []string, error) {
 	for _, p := range l.Plugins {
 		t := p.Network.Type
 		if metaPlugins[t] {
@@ -93,7 +91,7 @@ func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.N
 				continue
 			}
 			dev, _ := v.(string)
-			if file := e.poolOf(dev); file != "" {
+			if file := e.Pools.Claim(dev); file != "" {
 				return nil, nil, fmt.Errorf("field %q: device %s belongs to a device-plugin pool (device-info %s); request it with the NAD annotation %s instead of naming it", key, dev, file, nad.ResourceNameAnnot)
 			}
 		}
@@ -122,27 +120,4 @@ func (e *Engine) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni.N
 		return nil, nil, fmt.Errorf("field \"spec.config\": %v", err)
 	}
 	return clean, warnings, nil
-}
-
-// poolOf returns the device-info file by which a device plugin on this node
-// claims a device (a PCI address): device plugins write one under
-// deviceInfoDir/dp/ for every device they allocate and keep it; "" when no
-// pool claims the device. (The file name holds the resource with "/" made
-// "-", which cannot be reversed in general, so the file is what is named.)
-func (e *Engine) poolOf(device string) string {
-	if device == "" {
-		return ""
-	}
-	files, _ := filepath.Glob(filepath.Join(e.deviceInfoDir(), "dp", "*-device.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var di nadv1.DeviceInfo
-		if json.Unmarshal(b, &di) == nil && di.Pci != nil && di.Pci.PciAddress == device {
-			return f
-		}
-	}
-	return ""
 }

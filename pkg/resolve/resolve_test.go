@@ -1,13 +1,13 @@
-package plexus
+package resolve
 
 import (
+	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -40,7 +40,7 @@ func (f *fakeNADs) NAD(_ context.Context, namespace, name string) (*nadv1.Networ
 	if n := f.nads[key]; n != nil {
 		return n, nil
 	}
-	return nil, fmt.Errorf("%s: %w", key, ErrNADNotFound)
+	return nil, fmt.Errorf("%s: %w", key, podnet.ErrNADNotFound)
 }
 
 func nads(ns ...*nadv1.NetworkAttachmentDefinition) *fakeNADs {
@@ -52,13 +52,13 @@ func nads(ns ...*nadv1.NetworkAttachmentDefinition) *fakeNADs {
 }
 
 // fakePods is an in-memory PodSource.
-type fakePods map[string]*Pod
+type fakePods map[string]*podnet.Pod
 
-func (f fakePods) Pod(_ context.Context, ref PodRef) (*Pod, error) {
+func (f fakePods) Pod(_ context.Context, ref podnet.PodRef) (*podnet.Pod, error) {
 	if p := f[ref.String()]; p != nil {
 		return p, nil
 	}
-	return nil, fmt.Errorf("%s: %w", ref, ErrPodNotFound)
+	return nil, fmt.Errorf("%s: %w", ref, podnet.ErrPodNotFound)
 }
 
 func newNAD(namespace, name, config string, annotations map[string]string) *nadv1.NetworkAttachmentDefinition {
@@ -76,7 +76,7 @@ func conflist(name string, plugins ...string) string {
 
 // newEngine builds an engine from plexus config keys (without braces)
 // added to a minimal config whose confDir is a fresh temp directory.
-func newEngine(t *testing.T, keys string, src NADSource) (*Engine, string) {
+func newEngine(t *testing.T, keys string, src NADSource) (*Resolver, string) {
 	t.Helper()
 	confDir := t.TempDir()
 	js := `{"cniVersion":"1.0.0","name":"plexus-net","type":"plexus","confDir":"` + confDir + `"`
@@ -88,7 +88,8 @@ func newEngine(t *testing.T, keys string, src NADSource) (*Engine, string) {
 	if err != nil {
 		t.Fatalf("config.Load(%s): %v", js, err)
 	}
-	return &Engine{Conf: c, NADs: src, Log: slog.New(slog.DiscardHandler), DeviceInfoDir: t.TempDir()}, confDir
+	dir := t.TempDir()
+	return &Resolver{Conf: c, NADs: src, Confs: nad.LocalConfs{Conf: c}, Pools: devinfo.Pools{Dir: dir}, DeviceInfoDir: dir}, confDir
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -108,8 +109,8 @@ var (
 	primaryNAD = newNAD("kube-system", "pri", priConf, nil)
 )
 
-func podIn(ns string, annotations map[string]string) *Pod {
-	return &Pod{Namespace: ns, Name: "p", UID: "uid-1", Annotations: annotations}
+func podIn(ns string, annotations map[string]string) *podnet.Pod {
+	return &podnet.Pod{Namespace: ns, Name: "p", UID: "uid-1", Annotations: annotations}
 }
 
 func networksAnnot(v string) map[string]string {
@@ -131,7 +132,7 @@ func TestAttachmentsFull(t *testing.T) {
 		{"name":"sriov"},
 		{"name":"g","namespace":"default","portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}]`))
 
-	atts, err := e.attachments(context.Background(), pod, &Request{IfName: "eth0", Args: podArgs})
+	atts, err := e.attachments(context.Background(), pod, &podnet.Request{IfName: "eth0", Args: podArgs})
 	if err != nil {
 		t.Fatalf("attachments: %v", err)
 	}
@@ -185,7 +186,7 @@ func TestAttachmentsNamespaceIsolation(t *testing.T) {
 		annots     map[string]string
 		wantNets   []string // networks of the attachments, in order
 		wantErr    string
-		wantErrNet string // networkOf(err)
+		wantErrNet string // podnet.NetworkOf(err)
 		wantCalls  []string
 	}{
 		{
@@ -258,13 +259,13 @@ func TestAttachmentsNamespaceIsolation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := src()
 			e, _ := newEngine(t, joinKeys(`"clusterNetwork":"pri"`, tc.keys), s)
-			atts, err := e.attachments(context.Background(), podIn("a", tc.annots), &Request{IfName: "eth0", Args: podArgs})
+			atts, err := e.attachments(context.Background(), podIn("a", tc.annots), &podnet.Request{IfName: "eth0", Args: podArgs})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("error:\n got %v\nwant %s", err, tc.wantErr)
 				}
-				if got := networkOf(err); got != tc.wantErrNet {
-					t.Errorf("networkOf(err) = %q, want %q", got, tc.wantErrNet)
+				if got := podnet.NetworkOf(err); got != tc.wantErrNet {
+					t.Errorf("podnet.NetworkOf(err) = %q, want %q", got, tc.wantErrNet)
 				}
 			} else {
 				if err != nil {
@@ -396,7 +397,7 @@ func TestPrimaryClusterNetwork(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := &Engine{Conf: c, NADs: tc.nads, Log: slog.New(slog.DiscardHandler), DeviceInfoDir: t.TempDir()}
+			e := &Resolver{Conf: c, NADs: tc.nads, Confs: nad.LocalConfs{Conf: c}, DeviceInfoDir: t.TempDir()}
 			l, name, err := e.primary(context.Background(), podIn("a", nil))
 			if tc.wantErr != "" {
 				if err == nil || !matches(err.Error(), tc.wantErr) {
@@ -428,7 +429,7 @@ func matches(got, want string) bool {
 func TestPrimaryInlineDelegates(t *testing.T) {
 	src := nads(newNAD("a", "x", conflist("x", `{"type":"macvlan"}`), nil))
 	e, _ := newEngine(t, `"delegates":[{"cniVersion":"1.0.0","name":"d0","type":"bridge"},{"type":"ipvlan","master":"eth1"}]`, src)
-	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot("x")), &Request{IfName: "eth0", Args: podArgs})
+	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot("x")), &podnet.Request{IfName: "eth0", Args: podArgs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +467,7 @@ func TestAttachmentsAnnotationWarnings(t *testing.T) {
 	}
 
 	e, _ := newEngine(t, `"clusterNetwork":"pri"`, src())
-	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot(annot)), &Request{IfName: "eth0"})
+	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot(annot)), &podnet.Request{IfName: "eth0"})
 	if err != nil {
 		t.Fatalf("attachments: %v", err)
 	}
@@ -482,7 +483,7 @@ func TestAttachmentsAnnotationWarnings(t *testing.T) {
 	}
 
 	strict, _ := newEngine(t, `"clusterNetwork":"pri","strictAnnotations":true`, src())
-	_, err = strict.attachments(context.Background(), podIn("a", networksAnnot(annot)), &Request{IfName: "eth0"})
+	_, err = strict.attachments(context.Background(), podIn("a", networksAnnot(annot)), &podnet.Request{IfName: "eth0"})
 	if want := `annotation k8s.v1.cni.cncf.io/networks: network selection element 1: unknown field "interfce"`; err == nil || err.Error() != want {
 		t.Errorf("strictAnnotations: error\n got %v\nwant %s", err, want)
 	}
@@ -546,7 +547,7 @@ func TestAttachmentsDefaultNetworks(t *testing.T) {
 			if tc.annot != "" {
 				annots = networksAnnot(tc.annot)
 			}
-			atts, err := e.attachments(context.Background(), podIn(tc.ns, annots), &Request{IfName: "eth0"})
+			atts, err := e.attachments(context.Background(), podIn(tc.ns, annots), &podnet.Request{IfName: "eth0"})
 			if err != nil {
 				t.Fatalf("attachments: %v", err)
 			}
@@ -603,12 +604,12 @@ func TestAttachmentsRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e, _ := newEngine(t, `"clusterNetwork":"pri"`, src())
-			_, err := e.attachments(context.Background(), podIn("a", networksAnnot(tc.annot)), &Request{IfName: "eth0"})
+			_, err := e.attachments(context.Background(), podIn("a", networksAnnot(tc.annot)), &podnet.Request{IfName: "eth0"})
 			if err == nil || err.Error() != tc.wantErr {
 				t.Fatalf("error:\n got %v\nwant %s", err, tc.wantErr)
 			}
-			if got := networkOf(err); got != tc.wantNet {
-				t.Errorf("networkOf(err) = %q, want %q", got, tc.wantNet)
+			if got := podnet.NetworkOf(err); got != tc.wantNet {
+				t.Errorf("podnet.NetworkOf(err) = %q, want %q", got, tc.wantNet)
 			}
 		})
 	}
@@ -618,7 +619,7 @@ func TestAttachmentsVettingWarnings(t *testing.T) {
 	src := nads(primaryNAD,
 		newNAD("a", "x", conflist("x", `{"type":"macvlan","runtimeConfig":{"mac":"02:00:00:00:00:01"}}`), nil))
 	e, _ := newEngine(t, `"clusterNetwork":"pri"`, src)
-	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot("x,x@net9")), &Request{IfName: "eth0"})
+	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot("x,x@net9")), &podnet.Request{IfName: "eth0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,32 +630,6 @@ func TestAttachmentsVettingWarnings(t *testing.T) {
 	}
 	if strings.Contains(string(atts[1].ConfList), "runtimeConfig") {
 		t.Errorf("vetted conflist still holds runtimeConfig: %s", atts[1].ConfList)
-	}
-}
-
-func TestRebuild(t *testing.T) {
-	src := nads(primaryNAD, newNAD("a", "x", conflist("x", `{"type":"macvlan"}`), nil))
-	e, _ := newEngine(t, `"clusterNetwork":"pri"`, src)
-	e.Pods = fakePods{"a/p": podIn("a", networksAnnot("x"))}
-
-	req := &Request{ContainerID: "c1", NetNS: "/var/run/netns/c1", IfName: "eth0", Pod: PodRef{Namespace: "a", Name: "p"}}
-	entry := e.rebuild(context.Background(), req)
-	if entry == nil {
-		t.Fatal("rebuild of a pod that exists: nil")
-	}
-	if entry.ContainerID != "c1" || entry.NetNS != "/var/run/netns/c1" || entry.CNIVersion != "1.0.0" {
-		t.Errorf("entry %+v", entry)
-	}
-	if got, want := networksOf(entry.Attachments), []string{"kube-system/pri", "a/x"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("networks %v, want %v", got, want)
-	}
-
-	for _, ref := range []PodRef{{Namespace: "a", Name: "gone"}, {}} {
-		r := *req
-		r.Pod = ref
-		if entry := e.rebuild(context.Background(), &r); entry != nil {
-			t.Errorf("rebuild for pod %q: %+v, want nil", ref, entry)
-		}
 	}
 }
 
@@ -672,11 +647,11 @@ func TestDelegatePolicyExemptsAdminNetworks(t *testing.T) {
 	if err != nil || name != "kube-system/k8s-pod-network" {
 		t.Fatalf("primary: %q %v", name, err)
 	}
-	atts, err := e.attachments(context.Background(), podIn("a", nil), &Request{IfName: "eth0"})
+	atts, err := e.attachments(context.Background(), podIn("a", nil), &podnet.Request{IfName: "eth0"})
 	if err != nil || len(atts) != 2 || atts[1].Network != "kube-system/mgmt" {
 		t.Fatalf("defaultNetworks under delegatePolicy: %v %v", networksOf(atts), err)
 	}
-	_, err = e.attachments(context.Background(), podIn("a", networksAnnot("mine")), &Request{IfName: "eth0"})
+	_, err = e.attachments(context.Background(), podIn("a", networksAnnot("mine")), &podnet.Request{IfName: "eth0"})
 	if err == nil || !strings.Contains(err.Error(), `plugin type "bridge" is not allowed in namespace "a"`) {
 		t.Fatalf("a pod's own bridge network under delegatePolicy: %v", err)
 	}

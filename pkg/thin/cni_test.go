@@ -1,4 +1,4 @@
-package cnicmd
+package thin
 
 import (
 	"errors"

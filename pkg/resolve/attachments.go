@@ -1,4 +1,4 @@
-package plexus
+package resolve
 
 import (
 	"github.com/plexus-cni/plexus/pkg/podnet"
@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,14 +28,14 @@ const DefaultNetworkAnnot = "v1.multus-cni.io/default-network"
 // systemNamespaces), then the pod's k8s.v1.cni.cncf.io/networks elements,
 // each resolved to its delegate conflist. It fails fast, naming the pod's
 // element and field.
-func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]podnet.Attachment, error) {
+func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet.Request) ([]podnet.Attachment, error) {
 	primary, primaryName, err := e.primary(ctx, pod)
 	if err != nil {
 		return nil, err
 	}
 	atts := []podnet.Attachment{{
 		Network: primaryName, IfName: req.IfName, Primary: true,
-		ConfList: primary.Bytes, CNIArgs: delegateArgs(req.Args),
+		ConfList: primary.Bytes, CNIArgs: delegate.Args(req.Args),
 		CapabilityArgs: e.runtimeCapabilityArgs(),
 	}}
 
@@ -44,12 +43,12 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]pod
 	var elems []*nadv1.NetworkSelectionElement
 	extra := 0
 	for i := 1; i < len(e.Conf.Delegates); i++ {
-		l, err := nad.ConfList(e.Conf.Delegates[i], "delegate-"+strconv.Itoa(i), e.Conf.CNIVersion)
+		l, err := delegate.ConfList(e.Conf.Delegates[i], "delegate-"+strconv.Itoa(i), e.Conf.CNIVersion)
 		if err != nil {
 			return nil, fmt.Errorf("plexus config: key \"delegates\"[%d]: %v", i, err)
 		}
 		extra++
-		atts = append(atts, podnet.Attachment{Network: l.Name, IfName: "net" + strconv.Itoa(extra), ConfList: l.Bytes, CNIArgs: delegateArgs(req.Args)})
+		atts = append(atts, podnet.Attachment{Network: l.Name, IfName: "net" + strconv.Itoa(extra), ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args)})
 	}
 	if !e.Conf.IsSystemNamespace(pod.Namespace) {
 		for _, name := range e.Conf.DefaultNetworks {
@@ -77,14 +76,14 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]pod
 			ifName = "net" + strconv.Itoa(extra+i+1)
 		}
 		if i >= nDefault && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
-			return nil, attachErr(name, ifName, fmt.Errorf("namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
+			return nil, podnet.AttachError(name, ifName, fmt.Errorf("namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
 		}
 		n, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, i < nDefault)
 		if err != nil {
-			return nil, attachErr(name, ifName, err)
+			return nil, podnet.AttachError(name, ifName, err)
 		}
 		a := podnet.Attachment{
-			Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegateArgs(req.Args),
+			Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args),
 			ResourceName: n.Annotations[nad.ResourceNameAnnot],
 		}
 		for _, w := range requestCapabilities(&a, el, l) {
@@ -100,12 +99,12 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]pod
 	}
 	// Multus's auxiliaryCNIChainName: a chain of the .conf files beside
 	// clusterNetwork, run last with the next netN name.
-	aux, err := e.Conf.AuxiliaryChain()
+	aux, err := e.Confs.Auxiliary()
 	if err != nil {
 		return nil, err
 	}
 	if aux != nil {
-		atts = append(atts, podnet.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegateArgs(req.Args)})
+		atts = append(atts, podnet.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegate.Args(req.Args)})
 	}
 	if err := uniqueInterfaces(atts); err != nil {
 		return nil, err
@@ -121,14 +120,14 @@ func (e *Engine) attachments(ctx context.Context, pod *Pod, req *Request) ([]pod
 // absolute path is a file or a directory's first conf (no API request);
 // any other value is a NAD in multusNamespace, else the conf of that name in
 // confDir.
-func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigList, string, error) {
+func (e *Resolver) primary(ctx context.Context, pod *podnet.Pod) (*libcni.NetworkConfigList, string, error) {
 	if pod != nil {
 		if v := pod.Annotations[DefaultNetworkAnnot]; v != "" {
 			return e.defaultNetworkOverride(ctx, pod, v)
 		}
 	}
 	if len(e.Conf.Delegates) > 0 {
-		l, err := nad.ConfList(e.Conf.Delegates[0], "delegate-0", e.Conf.CNIVersion)
+		l, err := delegate.ConfList(e.Conf.Delegates[0], "delegate-0", e.Conf.CNIVersion)
 		if err != nil {
 			return nil, "", fmt.Errorf("plexus config: key \"delegates\"[0]: %v", err)
 		}
@@ -136,18 +135,7 @@ func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigLi
 	}
 	cn := e.Conf.ClusterNetwork
 	if filepath.IsAbs(cn) {
-		fi, err := os.Stat(cn)
-		if err != nil {
-			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
-		}
-		if fi.IsDir() {
-			l, _, err := nad.FirstConf(cn)
-			if err != nil {
-				return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
-			}
-			return l, l.Name, nil
-		}
-		l, err := nad.ConfFile(cn)
+		l, err := e.Confs.Path(cn)
 		if err != nil {
 			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
 		}
@@ -157,10 +145,10 @@ func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigLi
 	if err == nil {
 		return l, e.Conf.MultusNamespace + "/" + cn, nil
 	}
-	if !errors.Is(err, ErrNADNotFound) {
+	if !errors.Is(err, podnet.ErrNADNotFound) {
 		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": network %q: %w", e.Conf.MultusNamespace+"/"+cn, err)
 	}
-	l, confErr := nad.ConfByName(e.Conf.ConfDir, cn)
+	l, confErr := e.Confs.ByName(cn)
 	if confErr != nil {
 		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config (%v)", cn, e.Conf.MultusNamespace, confErr)
 	}
@@ -172,7 +160,7 @@ func (e *Engine) primary(ctx context.Context, pod *Pod) (*libcni.NetworkConfigLi
 // namespaceIsolation rule applies to it as to every other network; NADs in
 // multusNamespace stay allowed, since that is where the override's NADs
 // live by default and tenants do not create NADs there.
-func (e *Engine) defaultNetworkOverride(ctx context.Context, pod *Pod, v string) (*libcni.NetworkConfigList, string, error) {
+func (e *Resolver) defaultNetworkOverride(ctx context.Context, pod *podnet.Pod, v string) (*libcni.NetworkConfigList, string, error) {
 	els, _, err := selection.ParseWithWarnings(v, e.Conf.MultusNamespace, true)
 	if err != nil || len(els) != 1 {
 		if err == nil {
@@ -183,23 +171,23 @@ func (e *Engine) defaultNetworkOverride(ctx context.Context, pod *Pod, v string)
 	el := els[0]
 	name := el.Namespace + "/" + el.Name
 	if el.Namespace != e.Conf.MultusNamespace && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
-		return nil, "", withNetwork(name, fmt.Errorf("network %q: annotation %s: namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", name, DefaultNetworkAnnot, pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
+		return nil, "", podnet.WithNetwork(name, fmt.Errorf("network %q: annotation %s: namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", name, DefaultNetworkAnnot, pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
 	}
 	_, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, false)
 	if err != nil {
-		return nil, "", withNetwork(name, fmt.Errorf("network %q: annotation %s: %w", name, DefaultNetworkAnnot, err))
+		return nil, "", podnet.WithNetwork(name, fmt.Errorf("network %q: annotation %s: %w", name, DefaultNetworkAnnot, err))
 	}
 	return l, name, nil
 }
 
 // resolveNAD looks a NAD up and returns its delegate conflist, vetted as
 // tenant input (trust.go); what vetting removed becomes a warning.
-func (e *Engine) resolveNAD(ctx context.Context, namespace, name string, admin bool) (*nadv1.NetworkAttachmentDefinition, *libcni.NetworkConfigList, error) {
+func (e *Resolver) resolveNAD(ctx context.Context, namespace, name string, admin bool) (*nadv1.NetworkAttachmentDefinition, *libcni.NetworkConfigList, error) {
 	n, err := e.NADs.NAD(ctx, namespace, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := nad.DelegateConf(n, e.Conf.ConfDir, e.Conf.CNIVersion)
+	l, err := nad.DelegateConf(n, e.Confs.ByName, e.Conf.CNIVersion)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -266,7 +254,7 @@ func requestCapabilities(a *podnet.Attachment, el *nadv1.NetworkSelectionElement
 // runtimeCapabilityArgs passes the runtime's own runtimeConfig (port
 // mappings, bandwidth, … that the runtime gave plexus) to the primary;
 // libcni hands each key only to plugins that declare it.
-func (e *Engine) runtimeCapabilityArgs() map[string]any {
+func (e *Resolver) runtimeCapabilityArgs() map[string]any {
 	if len(e.Conf.RuntimeConfig) == 0 {
 		return nil
 	}
@@ -280,23 +268,11 @@ func (e *Engine) runtimeCapabilityArgs() map[string]any {
 	return out
 }
 
-// delegateArgs passes CNI_ARGS on, with IgnoreUnknown=1 first so that
-// plugins that parse CNI_ARGS strictly accept the K8S_* keys.
-func delegateArgs(args [][2]string) [][2]string {
-	out := [][2]string{{"IgnoreUnknown", "1"}}
-	for _, kv := range args {
-		if kv[0] != "IgnoreUnknown" {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 func uniqueInterfaces(atts []podnet.Attachment) error {
 	seen := map[string]string{}
 	for _, a := range atts {
 		if other, dup := seen[a.IfName]; dup {
-			return withNetwork(a.Network, fmt.Errorf("network %q: interface %q is also assigned to network %q; request distinct names with \"interface\" or @name", a.Network, a.IfName, other))
+			return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: interface %q is also assigned to network %q; request distinct names with \"interface\" or @name", a.Network, a.IfName, other))
 		}
 		seen[a.IfName] = a.Network
 	}
@@ -313,7 +289,7 @@ func oneGatewayPerFamily(atts []podnet.Attachment) error {
 				slot = &v4
 			}
 			if *slot != "" {
-				return withNetwork(a.Network, fmt.Errorf("network %q: field \"default-route\": network %q already takes the default route for this IP family; at most one gateway per family", a.Network, *slot))
+				return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: field \"default-route\": network %q already takes the default route for this IP family; at most one gateway per family", a.Network, *slot))
 			}
 			*slot = a.Network
 		}
@@ -321,15 +297,9 @@ func oneGatewayPerFamily(atts []podnet.Attachment) error {
 	return nil
 }
 
-// attachErr is an error about one attachment: it names the network and the
-// interface once, in that order, before what went wrong.
-func attachErr(network, ifName string, err error) error {
-	return withNetwork(network, fmt.Errorf("network %q (interface %s): %w", network, ifName, err))
-}
-
 // warn records a warning about the pod's networks; ADD reports them all in
 // one Warning event and the log.
-func (e *Engine) warn(network, ifName, msg string) {
+func (e *Resolver) warn(network, ifName, msg string) {
 	switch {
 	case network != "" && ifName != "":
 		msg = fmt.Sprintf("network %q (interface %s): %s", network, ifName, msg)

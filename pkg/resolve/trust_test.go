@@ -1,4 +1,4 @@
-package plexus
+package resolve
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
+	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
@@ -29,7 +30,7 @@ func writeDPDeviceInfo(t *testing.T, base, resource, pciAddress string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := DPDeviceInfoPath(base, resource, pciAddress)
+	p := devinfo.DPPath(base, resource, pciAddress)
 	if want := filepath.Join(base, "dp", "intel.com-sriov_a-"+pciAddress+"-device.json"); resource == "intel.com/sriov_a" && p != want {
 		t.Fatalf("DPDeviceInfoPath = %s, want %s", p, want)
 	}
@@ -193,7 +194,7 @@ func TestVetTenantConf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e, confDir := newEngine(t, joinKeys(`"clusterNetwork":"pri"`, tc.keys), nads())
+			e, _ := newEngine(t, joinKeys(`"clusterNetwork":"pri"`, tc.keys), nads())
 			for dev, res := range tc.pool {
 				writeDPDeviceInfo(t, e.DeviceInfoDir, res, dev)
 			}
@@ -202,7 +203,7 @@ func TestVetTenantConf(t *testing.T) {
 				ns = "a"
 			}
 			n := newNAD(ns, "x", tc.config, tc.annots)
-			l, err := nad.DelegateConf(n, confDir, "1.0.0")
+			l, err := nad.DelegateConf(n, e.Confs.ByName, "1.0.0")
 			if err != nil {
 				t.Fatalf("DelegateConf: %v", err)
 			}
@@ -257,7 +258,7 @@ func TestPoolOf(t *testing.T) {
 		"":             regexp.MustCompile(`^$`),
 	}
 	for dev, want := range tests {
-		if got := e.poolOf(dev); !want.MatchString(got) {
+		if got := e.Pools.Claim(dev); !want.MatchString(got) {
 			t.Errorf("poolOf(%q) = %q, want %s", dev, got, want)
 		}
 	}

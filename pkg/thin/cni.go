@@ -1,7 +1,10 @@
-// Package cnicmd turns one CNI invocation of the plexus binary into an
-// engine call: it loads the config and CNI_ARGS, sets up logging, picks the
-// mode's sources (clusterless or Kubernetes) and prints the result.
-package cnicmd
+// Package thin is the thin deployment of the plexus CNI plugin: one exec of
+// the plexus binary does all three stages of an attach (resolve, attach,
+// publish) itself. cni.go turns a CNI invocation into an Engine call: it
+// loads the config and CNI_ARGS, sets up logging, picks the mode's sources
+// (clusterless or Kubernetes) and prints the result; engine.go runs the
+// stages.
+package thin
 
 import (
 	"context"
@@ -16,14 +19,17 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/plexus-cni/plexus/pkg/attach"
 	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/logging"
 	"github.com/plexus-cni/plexus/pkg/nad"
-	"github.com/plexus-cni/plexus/pkg/plexus"
+	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/podresources"
 	"github.com/plexus-cni/plexus/pkg/publish"
+	"github.com/plexus-cni/plexus/pkg/resolve"
 )
 
 // Main is the plexus binary.
@@ -108,26 +114,26 @@ func cniError(err error) error {
 // errPluginNotAvailable is CNI 1.1's STATUS error code 50.
 const errPluginNotAvailable uint = 50
 
-// Sources are one mode's implementations of the engine's interfaces.
+// Sources are one mode's implementations of the stages' interfaces.
 type Sources struct {
-	Pods    plexus.PodSource
-	NADs    plexus.NADSource
-	Status  plexus.StatusSink
-	Devices plexus.DeviceSource
+	Pods    PodSource
+	NADs    resolve.NADSource
+	Sink    publish.Sink
+	Devices resolve.DeviceSource
 	// LocalNADs serves NADs without the API (clusterless mode), for STATUS.
-	LocalNADs plexus.NADSource
+	LocalNADs resolve.NADSource
 	Close     func()
 }
 
 // kubeSources builds Kubernetes-mode sources; set by kube.go.
 var kubeSources func(c *config.Conf, log *slog.Logger, containerID string) (*Sources, error)
 
-func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) {
+func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 	conf, err := config.Load(args.StdinData)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	req := &plexus.Request{ContainerID: args.ContainerID, NetNS: args.Netns, IfName: args.IfName}
+	req := &podnet.Request{ContainerID: args.ContainerID, NetNS: args.Netns, IfName: args.IfName}
 	pairs, err := parseArgs(args.Args)
 	if err != nil {
 		return nil, nil, nil, err
@@ -152,12 +158,12 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 		// Devices come from kubelet's pod-resources socket in both modes;
 		// it is dialled only when a NAD names a resource.
 		dev := podresources.NewClient(conf.PodResourcesSocket)
-		nads := plexus.DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}}
+		nads := DirNADs{Dir: &nad.DirSource{Dir: conf.NetworksDir}}
 		src = &Sources{
-			Pods:      plexus.ArgsPods{Networks: req.Networks},
+			Pods:      ArgsPods{Networks: req.Networks},
 			NADs:      nads,
 			LocalNADs: nads,
-			Status:    publish.FileSink{Dir: store.ContainerDir, Log: log},
+			Sink:      publish.FileSink{Dir: store.ContainerDir, Log: log},
 			Devices:   dev,
 			Close:     func() { dev.Close() },
 		}
@@ -178,10 +184,20 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 			path = append(path, p)
 		}
 	}
-	e := &plexus.Engine{
-		Conf: conf, Pods: src.Pods, NADs: src.NADs, Status: src.Status, Devices: src.Devices,
-		Runner: delegate.NewRunner(path, filepath.Join(conf.CNIDir, "results")),
-		Cache:  store, Log: log, DeviceInfoDir: conf.DeviceInfoDir, LocalNADs: src.LocalNADs,
+	local := src.LocalNADs
+	if local == nil {
+		local = noNADs{}
+	}
+	confs, pools := nad.LocalConfs{Conf: conf}, devinfo.Pools{Dir: devInfoDir(conf)}
+	e := &Engine{
+		Conf: conf, Pods: src.Pods, Sink: src.Sink, Log: log,
+		Resolver: &resolve.Resolver{Conf: conf, NADs: src.NADs, Devices: src.Devices, Confs: confs, Pools: pools, DeviceInfoDir: conf.DeviceInfoDir},
+		Local:    &resolve.Resolver{Conf: conf, NADs: local, Confs: confs, Pools: pools, DeviceInfoDir: conf.DeviceInfoDir},
+		Attacher: &attach.Attacher{
+			Cache: store, Runner: delegate.NewRunner(path, filepath.Join(conf.CNIDir, "results")), Log: log,
+			CNIVersion: conf.CNIVersion, DeviceInfoDir: conf.DeviceInfoDir, MultusCacheDir: conf.MultusCacheDir,
+			Warn: func(ctx context.Context, pod *podnet.Pod, msg string) { src.Sink.Warned(ctx, pod, []string{msg}) },
+		},
 	}
 	done := func() {
 		if src.Close != nil {
@@ -193,6 +209,13 @@ func setup(args *skel.CmdArgs) (*plexus.Engine, *plexus.Request, func(), error) 
 		closeLog()
 	}
 	return e, req, done, nil
+}
+
+func devInfoDir(c *config.Conf) string {
+	if c.DeviceInfoDir != "" {
+		return c.DeviceInfoDir
+	}
+	return devinfo.DefaultDir
 }
 
 // peakRSSKiB is this process's peak resident set (VmHWM), without the
@@ -211,7 +234,9 @@ func peakRSSKiB() int {
 	return 0
 }
 
-// parseArgs splits CNI_ARGS ("K=V;K=V") into pairs.
+// parseArgs splits CNI_ARGS ("K=V;K=V") into pairs. types.LoadArgs fills a
+// struct of known keys; plexus needs every pair, in order, to pass them on
+// to its delegates, so it splits them itself.
 func parseArgs(s string) ([][2]string, error) {
 	if s == "" {
 		return nil, nil

@@ -1,4 +1,4 @@
-package plexus
+package resolve
 
 import "github.com/plexus-cni/plexus/pkg/config"
 

@@ -1,0 +1,48 @@
+package attach
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
+	"github.com/plexus-cni/plexus/pkg/devinfo"
+	"github.com/plexus-cni/plexus/pkg/podnet"
+)
+
+// copyDeviceInfo copies the device plugin's device-info file of the
+// attachment's device to the attachment's CNIDeviceInfoFile, before the
+// delegate runs (which may update it).
+func (e *Attacher) copyDeviceInfo(a *podnet.Attachment) error {
+	if a.DeviceID == "" || a.DeviceInfoFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(devinfo.DPPath(e.deviceInfoDir(), a.ResourceName, a.DeviceID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a device plugin that writes no device-info
+	}
+	if err != nil {
+		return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: device-info of %s: %v", a.Network, a.DeviceID, err))
+	}
+	var di map[string]any
+	if err := json.Unmarshal(b, &di); err != nil {
+		return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: device-info file of %s does not parse: %v", a.Network, a.DeviceID, err))
+	}
+	return atomicfile.WriteFile(a.DeviceInfoFile, b, 0o600)
+}
+
+// removeDeviceInfo removes the device-info file plexus made for an
+// attachment, once its delegate's DEL succeeded.
+func (e *Attacher) removeDeviceInfo(a *podnet.Attachment) {
+	if a.DeviceInfoFile != "" {
+		_ = os.Remove(a.DeviceInfoFile)
+	}
+}
+
+func (e *Attacher) deviceInfoDir() string {
+	if e.DeviceInfoDir != "" {
+		return e.DeviceInfoDir
+	}
+	return devinfo.DefaultDir
+}

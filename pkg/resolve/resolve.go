@@ -1,0 +1,116 @@
+// Package resolve is the first stage of an attach (DESIGN.md, "Three
+// stages"): it turns a pod's metadata, the NADs it names, plexus's config
+// and the devices kubelet gave the pod into the attachment list — each
+// delegate's conflist, interface name, CNI args and runtime config. It has
+// no file, network or API access of its own: what it reads comes through
+// the small interfaces below (the API or a NAD directory, kubelet's
+// pod-resources, the administrator's CNI configs, device-plugin pools).
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/containernetworking/cni/libcni"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/podnet"
+	"github.com/plexus-cni/plexus/pkg/selection"
+)
+
+// NADSource resolves a NetworkAttachmentDefinition by namespace and name; a
+// missing one is an error wrapping podnet.ErrNADNotFound.
+type NADSource interface {
+	NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error)
+}
+
+// DeviceSource tells which devices of an extended resource (e.g. SR-IOV VFs)
+// kubelet allocated to the pod's containers, in a stable order.
+type DeviceSource interface {
+	Devices(ctx context.Context, pod *podnet.Pod, resourceName string) ([]string, error)
+}
+
+// AdminConfs reads the CNI configs the node's administrator wrote.
+type AdminConfs interface {
+	// ByName is the conf or conflist in confDir whose network name is name.
+	ByName(name string) (*libcni.NetworkConfigList, error)
+	// Path is a conf file, or the first conf of a directory.
+	Path(path string) (*libcni.NetworkConfigList, error)
+	// Auxiliary is Multus's auxiliary chain (nil when not configured).
+	Auxiliary() (*libcni.NetworkConfigList, error)
+}
+
+// DevicePools tells which device-plugin pool on this node claims a device:
+// the evidence (a device-info file) or "".
+type DevicePools interface {
+	Claim(device string) string
+}
+
+// Resolver resolves the networks of one pod.
+type Resolver struct {
+	Conf    *config.Conf
+	NADs    NADSource
+	Devices DeviceSource // nil when no device lookups are possible
+	Confs   AdminConfs
+	Pools   DevicePools
+	// DeviceInfoDir is the base of device-info files (devinfo.DefaultDir
+	// when empty).
+	DeviceInfoDir string
+
+	warnings []string
+}
+
+// Attachments builds the pod's attachment list (see attachments.go).
+func (e *Resolver) Attachments(ctx context.Context, pod *podnet.Pod, req *podnet.Request) ([]podnet.Attachment, error) {
+	return e.attachments(ctx, pod, req)
+}
+
+// Warnings are what resolution accepted but reports: unknown annotation
+// fields, keys removed from NADs, requests no plugin receives.
+func (e *Resolver) Warnings() []string { return e.warnings }
+
+// StatusNetworks is every network every pod needs, for CNI STATUS: the
+// primary, the other inline delegates and the defaultNetworks. A
+// defaultNetwork that the NAD source does not have is looked for as a conf
+// of that name in confDir, else skipped (named in the returned list of
+// skipped networks).
+func (e *Resolver) StatusNetworks(ctx context.Context) (lists []*libcni.NetworkConfigList, names, skipped []string, err error) {
+	l, name, err := e.primary(ctx, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lists, names = append(lists, l), append(names, name)
+	for i := 1; i < len(e.Conf.Delegates); i++ {
+		l, err := delegate.ConfList(e.Conf.Delegates[i], "delegate-"+strconv.Itoa(i), e.Conf.CNIVersion)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("plexus config: key \"delegates\"[%d]: %v", i, err)
+		}
+		lists, names = append(lists, l), append(names, l.Name)
+	}
+	for _, dn := range e.Conf.DefaultNetworks {
+		els, _, err := selection.ParseWithWarnings(dn, e.Conf.MultusNamespace, true)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("plexus config: key \"defaultNetworks\": %v", err)
+		}
+		for _, el := range els {
+			full := el.Namespace + "/" + el.Name
+			_, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, true)
+			if errors.Is(err, podnet.ErrNADNotFound) {
+				l, err = e.Confs.ByName(el.Name)
+				if err != nil {
+					skipped = append(skipped, full)
+					continue
+				}
+			}
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("network %q: %w", full, err)
+			}
+			lists, names = append(lists, l), append(names, full)
+		}
+	}
+	return lists, names, skipped, nil
+}
