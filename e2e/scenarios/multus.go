@@ -140,6 +140,20 @@ func MultusStaticPod(ctx context.Context, e *Env) error {
 	if err := e.checkPod(ctx, apiPod, want); err != nil {
 		return err
 	}
+	// Positive control of the leftover probe: while the pod runs, it sees
+	// the pod's lease, its veth on the bridge and its plexus cache entry.
+	if e.Node != nil {
+		present, err := e.Node.Leftovers(ctx, node, e.Namespace, []string{apiPod}, []string{network}, []string{bridge})
+		if err != nil {
+			return err
+		}
+		all := strings.Join(present, "; ")
+		for _, kind := range []string{"IPAM lease", "on bridge " + bridge, "plexus cache entry"} {
+			if !strings.Contains(all, kind) {
+				return fmt.Errorf("pod %s runs, but the node probe does not see its %s (sees: %s)", apiPod, kind, all)
+			}
+		}
+	}
 	if err := e.deleteAndCheck(ctx, node, []string{apiPod}, []string{network}, []string{bridge}); err != nil {
 		return err
 	}
@@ -152,7 +166,7 @@ func MultusStaticPod(ctx context.Context, e *Env) error {
 	mirror := "static-web-" + node
 	err = e.Node.PutStaticPod(ctx, node, file, []byte(e.staticPod("static-web", "bridge-nad")))
 	if errors.Is(err, ErrNoStaticPods) {
-		e.logf("static pod half of MultusStaticPod left out: node %s: %v", node, err)
+		e.logf("static pod half of MultusStaticPod left out: %v", err)
 		return nil
 	}
 	if err != nil {
