@@ -383,3 +383,59 @@ func TestDefaultNetworksAndOverride(t *testing.T) {
 	}
 	k.AssertClean(p)
 }
+
+// Errors and Warning events say each thing once: the runtime's error names
+// the pod, the network and the interface once each, in that order, within
+// its first 100 characters; the Event (which is about the pod) names the
+// network once. What plexus accepts but reports (an unknown annotation
+// field) is one Warning event naming the field; the pod gets its network.
+func TestErrorsAndWarningsSayEachThingOnce(t *testing.T) {
+	k := newKubeEnv(t)
+	k.bridgeNAD("default", "br-once", 1)
+	p := k.createPod("once", "br-once,gone-net")
+	_, err := k.Add(p)
+	if err == nil {
+		t.Fatal("ADD succeeded with a missing NAD")
+	}
+	msg := err.Error()
+	want := fmt.Sprintf(`pod default/%s: network "default/gone-net" (interface net2): network-attachment-definition not found`, p.Name)
+	if i := strings.Index(msg, want); i < 0 || i > 100 {
+		t.Errorf("error %q: want %q within the first 100 characters", msg, want)
+	}
+	for _, w := range []string{"default/" + p.Name, "default/gone-net", "net2"} {
+		if n := strings.Count(msg, w); n != 1 {
+			t.Errorf("error names %q %d times: %s", w, n, msg)
+		}
+	}
+	var failed []string
+	for _, ev := range k.events(p) {
+		if ev.Reason == "AttachFailed" {
+			failed = append(failed, ev.Message)
+		}
+	}
+	if len(failed) != 1 || strings.Count(failed[0], "default/gone-net") != 1 || strings.Contains(failed[0], "pod default/") {
+		t.Errorf("AttachFailed events %q: want one naming the network once and not the pod", failed)
+	}
+	k.AssertClean(p)
+
+	w := k.createPod("typo", `[{"name":"br-once","interfce":"x9"}]`)
+	if _, err := k.Add(w); err != nil {
+		t.Fatalf("ADD with an unknown annotation field: %v\n%s", err, k.Log())
+	}
+	if _, ok := k.Links(w)["net1"]; !ok {
+		t.Errorf("net1 missing: %v", k.Links(w))
+	}
+	var warnings []string
+	for _, ev := range k.events(w) {
+		if ev.Type == corev1.EventTypeWarning {
+			warnings = append(warnings, ev.Reason+": "+ev.Message)
+		}
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "NetworkWarning: ") || !strings.Contains(warnings[0], `"interfce"`) {
+		t.Errorf("Warning events %q: want one NetworkWarning naming \"interfce\"", warnings)
+	}
+	if err := k.Del(w); err != nil {
+		t.Fatal(err)
+	}
+	k.AssertClean(w)
+}

@@ -166,10 +166,14 @@ func TestPodUIDMismatch(t *testing.T) {
 	if err == nil {
 		t.Fatal("UID mismatch accepted")
 	}
-	for _, w := range []string{ns + "/web", "0000-stale", string(pod.UID)} {
+	for _, w := range []string{"0000-stale", string(pod.UID)} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not name %q", err, w)
 		}
+	}
+	// The engine names the pod once, in front; the source does not repeat it.
+	if strings.Contains(err.Error(), ns+"/web") {
+		t.Errorf("error %q repeats the pod", err)
 	}
 	if errors.Is(err, podnet.ErrPodNotFound) {
 		t.Errorf("UID mismatch reported as not found: %v", err)
@@ -209,8 +213,8 @@ func TestPodNotFoundWaitsBounded(t *testing.T) {
 	if !errors.Is(err, podnet.ErrPodNotFound) {
 		t.Fatalf("err = %v, want ErrPodNotFound", err)
 	}
-	if !strings.Contains(err.Error(), ns+"/ghost") {
-		t.Errorf("error %q does not name the pod", err)
+	if strings.Contains(err.Error(), ns+"/ghost") {
+		t.Errorf("error %q repeats the pod (the engine names it once)", err)
 	}
 	if took < wait || took > wait+2*time.Second {
 		t.Fatalf("gave up after %v, want about the pod wait %v", took, wait)
@@ -285,8 +289,8 @@ func TestNADsOneListPerNamespace(t *testing.T) {
 		t.Fatalf("resourceName annotation lost: %v", sriov.Annotations)
 	}
 	_, err = nads.NAD(ctx, nsB, "absent")
-	if !errors.Is(err, podnet.ErrNADNotFound) || !strings.Contains(err.Error(), nsB+"/absent") {
-		t.Fatalf("missing NAD: err = %v, want ErrNADNotFound naming %s/absent", err, nsB)
+	if !errors.Is(err, podnet.ErrNADNotFound) || strings.Contains(err.Error(), nsB+"/absent") {
+		t.Fatalf("missing NAD: err = %v, want ErrNADNotFound not repeating %s/absent (the engine names the network once)", err, nsB)
 	}
 	if n := c.Requests(); n != 2 {
 		t.Fatalf("%d requests after lookups in 2 namespaces, want 2", n)
@@ -526,8 +530,8 @@ func TestServiceAccountRBAC(t *testing.T) {
 	}
 	d := load(t, kcDefault, k8s.Options{})
 	_, err = d.Pods().Pod(ctx, podnet.PodRef{Namespace: ns, Name: "web"})
-	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), ns+"/web") {
-		t.Fatalf("err = %v, want Forbidden naming the pod", err)
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("err = %v, want Forbidden", err)
 	}
 	if n := d.Requests(); n != 1 {
 		t.Fatalf("Forbidden cost %d requests, want 1", n)

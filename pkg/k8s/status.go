@@ -70,7 +70,7 @@ func (s statusSink) Failed(ctx context.Context, pod *podnet.Pod, network string,
 	// The engine's errors name the network, interface and field already;
 	// the Event is about the pod, so neither is repeated here.
 	msg := err.Error()
-	if network != "" && !strings.Contains(msg, network) {
+	if network != "" && !strings.Contains(msg, fmt.Sprintf("network %q", network)) {
 		msg = fmt.Sprintf("network %q: %s", network, msg)
 	}
 	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonFailed, msg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -27,9 +28,36 @@ import (
 //     this node owns (a host-device NAD naming any other device works).
 
 // runtimeOwned reports whether a config key is set by the runtime (plexus,
-// for its delegates) and so never taken from a NAD.
+// for its delegates) and so never taken from a NAD. Keys compare as Go's
+// encoding/json (which libcni and the plugins decode with) matches them to
+// struct fields: case-insensitively, with Unicode folding, so that
+// "RuntimeConfig" or "prevreſult" cannot slip through.
 func runtimeOwned(key string) bool {
-	return key == "runtimeConfig" || key == "prevResult" || strings.HasPrefix(key, "cni.dev/")
+	return strings.EqualFold(key, "runtimeConfig") || strings.EqualFold(key, "prevResult") || hasPrefixFold(key, "cni.dev/")
+}
+
+// hasPrefixFold is strings.HasPrefix with Unicode case folding.
+func hasPrefixFold(s, prefix string) bool {
+	n := utf8.RuneCountInString(prefix)
+	i := 0
+	for j := range s {
+		if i == n {
+			return strings.EqualFold(s[:j], prefix)
+		}
+		i++
+	}
+	return i == n && strings.EqualFold(s, prefix)
+}
+
+// deviceKey reports whether key decodes as deviceID or pciBusID (which
+// plexus sets for device-plugin resources), and which.
+func deviceKey(key string) (string, bool) {
+	for _, k := range []string{"deviceID", "pciBusID"} {
+		if strings.EqualFold(key, k) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // metaPlugins are the plugin types a NAD may not name.
@@ -80,9 +108,8 @@ func (e *Resolver) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni
 			continue
 		}
 		strip(pm)
-		for _, key := range []string{"deviceID", "pciBusID"} {
-			v, ok := pm[key]
-			if !ok {
+		for key, v := range pm {
+			if _, ok := deviceKey(key); !ok {
 				continue
 			}
 			if hasResource {
@@ -106,7 +133,7 @@ func (e *Resolver) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni
 	sort.Strings(keys)
 	for _, k := range keys {
 		why := "is set by the runtime"
-		if k == "deviceID" || k == "pciBusID" {
+		if _, dev := deviceKey(k); dev {
 			why = "is set by plexus from the device kubelet allocated"
 		}
 		warnings = append(warnings, fmt.Sprintf("field %q in spec.config %s: ignored", k, why))

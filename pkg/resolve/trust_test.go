@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
+	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
@@ -260,6 +262,41 @@ func TestPoolOf(t *testing.T) {
 	for dev, want := range tests {
 		if got := e.Pools.Claim(dev); !want.MatchString(got) {
 			t.Errorf("poolOf(%q) = %q, want %s", dev, got, want)
+		}
+	}
+}
+
+// Keys compare as encoding/json matches them to struct fields: in any
+// letter case and with Unicode folding (ſ is s), so a NAD cannot hide a
+// runtime-owned key or a device from the check by spelling it otherwise.
+func TestVetTenantConfKeysFoldCase(t *testing.T) {
+	e, _ := newEngine(t, `"clusterNetwork":"pri"`, nads())
+	writeDPDeviceInfo(t, e.DeviceInfoDir, "intel.com/a", "0000:03:00.2")
+	for _, tc := range []struct{ cfg, removed, refused string }{
+		{`{"type":"bridge","RuntimeConfig":{"CNIDeviceInfoFile":"/etc/x"}}`, "RuntimeConfig", ""},
+		{`{"type":"bridge","PREVRESULT":{}}`, "PREVRESULT", ""},
+		{`{"type":"bridge","prevReſult":{}}`, "prevReſult", ""},
+		{`{"type":"bridge","CNI.Dev/valid-attachments":[]}`, "CNI.Dev/valid-attachments", ""},
+		{`{"type":"host-device","DeviceID":"0000:03:00.2"}`, "", `field "DeviceID": device 0000:03:00.2 belongs to a device-plugin pool`},
+		{`{"type":"host-device","pcibusid":"0000:03:00.2"}`, "", `field "pcibusid": device 0000:03:00.2 belongs to a device-plugin pool`},
+	} {
+		n := newNAD("a", "x", conflist("x", tc.cfg), nil)
+		l, err := delegate.ConfList([]byte(n.Spec.Config), "x", "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, warnings, err := e.vetTenantConf(n, l, false)
+		if tc.refused != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.refused) {
+				t.Errorf("%s: error %v, want %q", tc.cfg, err, tc.refused)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.cfg, err)
+		}
+		if strings.Contains(string(got.Bytes), tc.removed) || len(warnings) != 1 || !strings.Contains(warnings[0], tc.removed) {
+			t.Errorf("%s: kept %s (warnings %q)", tc.cfg, got.Bytes, warnings)
 		}
 	}
 }

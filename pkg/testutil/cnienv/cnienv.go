@@ -143,7 +143,9 @@ func (e *Env) WriteFile(path, content string) {
 // PlexusConf is plexus's conflist as a runtime would load it.
 func (e *Env) PlexusConf() *libcni.NetworkConfigList {
 	c := map[string]any{
-		"type": "plexus", "clusterNetwork": "primary", "confDir": e.ConfDir, "cniDir": e.CNIDir,
+		// The primary's file path, as plexus-install writes it: no API
+		// request (a name would be looked up as a NAD first, as Multus).
+		"type": "plexus", "clusterNetwork": filepath.Join(e.ConfDir, "10-primary.conflist"), "confDir": e.ConfDir, "cniDir": e.CNIDir,
 		"binDir": e.BinDir, "networksDir": e.NetworksDir, "logFile": filepath.Join(e.Dir, "plexus.log"), "logLevel": "debug", "logToStderr": false,
 		"capabilities": map[string]bool{"portMappings": true},
 	}
