@@ -13,7 +13,6 @@ var (
 	// cniNetworkName is the CNI spec's network name, which Multus requires
 	// of auxiliaryCNIChainName (it names a directory).
 	cniNetworkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	dns1123Label   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 )
 
 // AuxiliaryChainPassthru is the plugin type that heads the auxiliary chain

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // MetaPlugins are plugin types plexus never runs as a delegate (no
@@ -108,7 +110,7 @@ func (p *DelegatePolicy) validate() error {
 	sort.Strings(names)
 	for _, ns := range names {
 		key := "delegatePolicy.namespaces." + ns
-		if len(ns) > 63 || !dns1123Label.MatchString(ns) {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
 			return fmt.Errorf("plexus config: key %q: %q is not a namespace name", key, ns)
 		}
 		if err := check(key, p.Namespaces[ns]); err != nil {

@@ -1,11 +1,13 @@
 package nad
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -46,16 +48,16 @@ func ParseYAML(data []byte) ([]*nadv1.NetworkAttachmentDefinition, error) {
 	return out, nil
 }
 
+// splitDocs splits a multi-document YAML stream at "---" lines, with
+// apimachinery's YAML reader (the one kubectl uses).
 func splitDocs(data []byte) [][]byte {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var docs [][]byte
-	var cur []byte
-	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
-		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
-			docs = append(docs, cur)
-			cur = nil
-			continue
+	for {
+		doc, err := r.Read()
+		if err != nil { // io.EOF; a bufio read of memory fails no other way
+			return docs
 		}
-		cur = append(cur, line...)
+		docs = append(docs, doc)
 	}
-	return append(docs, cur)
 }

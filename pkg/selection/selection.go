@@ -8,17 +8,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/utils"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-var (
-	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-)
+var ()
 
 // knownKeys are the JSON keys of a selection element (NetworkSelectionElement).
 var knownKeys = map[string]bool{
@@ -280,10 +278,10 @@ func Validate(elems []*nadv1.NetworkSelectionElement) error {
 		if e.Name == "" {
 			return fmt.Errorf("%s: field \"name\": missing", where)
 		}
-		if len(e.Name) > 253 || !dns1123Subdomain.MatchString(e.Name) {
+		if len(validation.IsDNS1123Subdomain(e.Name)) > 0 {
 			return fmt.Errorf("%s: field \"name\": %q is not a valid DNS-1123 subdomain (lower-case alphanumerics, '-', '.')", where, e.Name)
 		}
-		if e.Namespace != "" && (len(e.Namespace) > 63 || !dns1123Label.MatchString(e.Namespace)) {
+		if e.Namespace != "" && len(validation.IsDNS1123Label(e.Namespace)) > 0 {
 			return fmt.Errorf("%s: field \"namespace\": %q is not a valid DNS-1123 label", where, e.Namespace)
 		}
 		if e.InterfaceRequest != "" {
@@ -343,18 +341,15 @@ func Validate(elems []*nadv1.NetworkSelectionElement) error {
 	return nil
 }
 
-// ValidateIfName checks a Linux interface name: 1 to 15 bytes, no '/', ':'
-// or whitespace, not "." or "..".
+// ValidateIfName checks a Linux interface name with libcni's rule
+// (utils.ValidateInterfaceName: 1 to 15 bytes, not "." or "..", no '/',
+// ':' or whitespace), quoting the name.
 func ValidateIfName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty interface name")
-	case len(name) > 15:
-		return fmt.Errorf("%q is longer than 15 characters", name)
-	case name == "." || name == "..":
-		return fmt.Errorf("%q is not a valid interface name", name)
-	case strings.ContainsAny(name, "/: \t\n\r\v\f"):
-		return fmt.Errorf("%q contains '/', ':' or whitespace", name)
+	if err := utils.ValidateInterfaceName(name); err != nil {
+		if err.Details != "" {
+			return fmt.Errorf("%q: %s (%s)", name, err.Msg, err.Details)
+		}
+		return fmt.Errorf("%q: %s", name, err.Msg)
 	}
 	return nil
 }
