@@ -176,6 +176,11 @@ type countingTransport struct {
 }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := r.Context().Err(); err != nil {
+		// Its deadline (a budget, Total) passed before it was sent: the
+		// transport would fail it without touching the network.
+		return nil, err
+	}
 	t.n.Add(1)
 	return t.next.RoundTrip(r)
 }
