@@ -33,9 +33,16 @@ vet:
 	$(GO) vet ./...
 
 # Everything CI runs: vet, unit tests, root integration and cluster tests.
+# The plexus binary the e2e suites exec is built with coverage (GOCOVERDIR):
+# the figure for the engine's packages is printed after the tests.
+COVER_DIR := $(BIN)/cover
+ENGINE_PKGS := github.com/plexus-cni/plexus/pkg/thin,github.com/plexus-cni/plexus/pkg/resolve,github.com/plexus-cni/plexus/pkg/attach,github.com/plexus-cni/plexus/pkg/publish,github.com/plexus-cni/plexus/pkg/delegate,github.com/plexus-cni/plexus/pkg/cache
 test: $(TEST_PREREQS)
 	$(GO) vet ./...
-	PLEXUS_REQUIRE_ROOT=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	rm -rf $(COVER_DIR) && mkdir -p $(COVER_DIR)
+	GOCOVERDIR=$(COVER_DIR) PLEXUS_REQUIRE_ROOT=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	@echo "coverage of the engine through the exec'd plexus binary (e2e):"
+	-@$(GO) tool covdata percent -i=$(COVER_DIR) -pkg=$(ENGINE_PKGS)
 
 unit:
 	$(GO) test -count=1 ./...

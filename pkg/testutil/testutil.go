@@ -132,7 +132,14 @@ func BuildPackageTags(t testing.TB, name, pkg, tags string) string {
 		}
 	}
 	p := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", tags, "-o", p, pkg)
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-tags", tags, "-o", p}
+	if name == "plexus" && os.Getenv("GOCOVERDIR") != "" {
+		// `make test` sets GOCOVERDIR: the plexus binary the e2e suites
+		// exec writes its coverage there, and make prints the figure.
+		// (The main package must be among -coverpkg, or nothing is written.)
+		args = []string{"build", "-cover", "-coverpkg=github.com/plexus-cni/plexus/pkg/...," + pkg, "-tags", tags, "-o", p}
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
