@@ -295,8 +295,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 func (n *Node) startKubelet() error {
 	bin, _ := k8sBin("kubelet")
 	kdir := n.KubeletRootDir
-	if err := os.MkdirAll(filepath.Join(kdir, "pki"), 0o755); err != nil {
-		return err
+	for _, d := range []string{"pki", "manifests"} {
+		if err := os.MkdirAll(filepath.Join(kdir, d), 0o755); err != nil {
+			return err
+		}
 	}
 	p := pkiPaths(filepath.Join(n.cp.Dir, "pki"))
 	clientCert, clientKey := filepath.Join(kdir, "pki", "client.crt"), filepath.Join(kdir, "pki", "client.key")
@@ -331,6 +333,7 @@ resolvConf: ""
 tlsCertFile: %[4]s
 tlsPrivateKeyFile: %[5]s
 podLogsDir: %[6]s
+staticPodPath: %[8]s
 authentication:
   anonymous:
     enabled: true
@@ -355,7 +358,7 @@ shutdownGracePeriod: 0s
 serializeImagePulls: false
 registerNode: true
 maxPods: 64
-`, NodeIP, ports[0], n.ContainerdSocket, servingCert, servingKey, filepath.Join(n.Dir, "pod-logs"), n.cp.CACertFile)
+`, NodeIP, ports[0], n.ContainerdSocket, servingCert, servingKey, filepath.Join(n.Dir, "pod-logs"), n.cp.CACertFile, filepath.Join(kdir, "manifests"))
 	cfgFile := filepath.Join(kdir, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return err

@@ -159,7 +159,7 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 			"type": "plexus", "kubeconfig": kc, "clusterNetwork": primary,
 			"cniDir": filepath.Join(baseDir, "cache"), "binDir": w.binDir, "confDir": filepath.Join(baseDir, "primary"),
 			"podResourcesSocket": "/var/lib/kubelet/pod-resources/kubelet.sock", "deviceInfoDir": w.devinfo,
-			"logFile": filepath.Join(baseDir, "plexus.log"), "logLevel": "debug",
+			"logFile": filepath.Join(baseDir, "plexus.log"), "logLevel": "debug", "multusCacheDir": filepath.Join(baseDir, "multus"),
 			"capabilities": map[string]bool{"portMappings": true},
 		}},
 	}
