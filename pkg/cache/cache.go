@@ -30,8 +30,16 @@ func (s Store) ContainerDir(containerID string) string {
 	return filepath.Join(s.Dir, "containers", containerID)
 }
 
-// Save writes the entry atomically (temp file + rename, mode 0600).
+// EntryVersion is the schema version Save writes into every cache entry
+// ("version"). An entry without it (0) was written by plexus v0.1.0, before
+// the field existed; its layout is read as version 1's (the fields added
+// since are optional). Load refuses an entry newer than EntryVersion.
+const EntryVersion = 1
+
+// Save writes the entry atomically (temp file + rename, mode 0600), stamped
+// with EntryVersion.
 func (s Store) Save(e *podnet.Entry) error {
+	e.Version = EntryVersion
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -41,7 +49,8 @@ func (s Store) Save(e *podnet.Entry) error {
 
 // Load reads a container's entry; (nil, nil) when there is none.
 func (s Store) Load(containerID string) (*podnet.Entry, error) {
-	b, err := os.ReadFile(filepath.Join(s.ContainerDir(containerID), intentFile))
+	path := filepath.Join(s.ContainerDir(containerID), intentFile)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -51,6 +60,10 @@ func (s Store) Load(containerID string) (*podnet.Entry, error) {
 	e := &podnet.Entry{}
 	if err := json.Unmarshal(b, e); err != nil {
 		return nil, fmt.Errorf("cache entry of container %s is corrupt: %v", containerID, err)
+	}
+	if e.Version > EntryVersion {
+		return nil, fmt.Errorf("cache entry of container %s: %s: \"version\" %d is newer than this plexus's %d (written by a newer plexus)",
+			containerID, path, e.Version, EntryVersion)
 	}
 	return e, nil
 }

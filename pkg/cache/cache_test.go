@@ -170,3 +170,83 @@ func TestLockGCExcludesOperations(t *testing.T) {
 	u()
 	unlockGC()
 }
+
+// round1Entry is a cache entry as plexus v0.1.0 wrote it: no "version",
+// every field of its Entry and Attachment.
+const round1Entry = `{"containerID":"c1","netns":"/var/run/netns/cni-1","podNamespace":"default","podName":"web","podUID":"uid-1",` +
+	`"cniVersion":"1.0.0","attachments":[` +
+	`{"network":"default/br","ifName":"eth0","primary":true,"confList":{"cniVersion":"1.0.0","name":"br","plugins":[{"type":"bridge"}]},` +
+	`"cniArgs":[["K8S_POD_NAME","web"]],"added":true,"result":{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.5/24"}]}},` +
+	`{"network":"default/sriov-a","ifName":"net1","confList":{"cniVersion":"1.0.0","name":"sriov-a","plugins":[{"type":"sriov"}]},` +
+	`"capabilityArgs":{"ips":["10.1.0.5/24"]},"resourceName":"intel.com/sriov","deviceID":"0000:3b:02.0",` +
+	`"deviceInfoFile":"/var/run/k8s.cni.cncf.io/devinfo/dp/intel.com-sriov-0000:3b:02.0-device.json","gateways":["10.1.0.1"],"added":true}]}`
+
+func writeEntry(t *testing.T, s Store, id, data string) string {
+	t.Helper()
+	p := filepath.Join(s.ContainerDir(id), intentFile)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadRound1Entry(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	writeEntry(t, s, "c1", round1Entry)
+	e, err := s.Load("c1")
+	if err != nil {
+		t.Fatalf("round-1 entry refused: %v", err)
+	}
+	if e.Version != 0 || e.ContainerID != "c1" || e.NetNS != "/var/run/netns/cni-1" || e.PodNamespace != "default" ||
+		e.PodName != "web" || e.PodUID != "uid-1" || e.CNIVersion != "1.0.0" || len(e.Attachments) != 2 {
+		t.Fatalf("round-1 entry read as %+v", e)
+	}
+	a0, a1 := e.Attachments[0], e.Attachments[1]
+	if a0.Network != "default/br" || a0.IfName != "eth0" || !a0.Primary || !a0.Added ||
+		len(a0.CNIArgs) != 1 || a0.CNIArgs[0] != [2]string{"K8S_POD_NAME", "web"} ||
+		!strings.Contains(string(a0.ConfList), `"type":"bridge"`) || !strings.Contains(string(a0.Result), "10.0.0.5/24") {
+		t.Errorf("attachment 0 read as %+v", a0)
+	}
+	if a1.Network != "default/sriov-a" || a1.IfName != "net1" || a1.Primary || a1.ResourceName != "intel.com/sriov" ||
+		a1.DeviceID != "0000:3b:02.0" || !strings.HasSuffix(a1.DeviceInfoFile, "-device.json") ||
+		len(a1.Gateways) != 1 || a1.Gateways[0] != "10.1.0.1" || fmt.Sprint(a1.CapabilityArgs["ips"]) != "[10.1.0.5/24]" {
+		t.Errorf("attachment 1 read as %+v", a1)
+	}
+	// Saved again (a DEL updating it), it carries the current version.
+	if err := s.Save(e); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.ContainerDir("c1"), intentFile))
+	if !strings.Contains(string(b), fmt.Sprintf(`"version":%d`, EntryVersion)) {
+		t.Errorf("saved entry has no version %d: %s", EntryVersion, b)
+	}
+	if e2, err := s.Load("c1"); err != nil || e2.Version != EntryVersion || len(e2.Attachments) != 2 {
+		t.Errorf("reloaded: %+v %v", e2, err)
+	}
+}
+
+func TestLoadVersions(t *testing.T) {
+	for _, tc := range []struct {
+		version int
+		wantErr bool
+	}{{0, false}, {1, false}, {EntryVersion, false}, {EntryVersion + 1, true}, {99, true}} {
+		t.Run(fmt.Sprint(tc.version), func(t *testing.T) {
+			s := Store{Dir: t.TempDir()}
+			p := writeEntry(t, s, "c1", fmt.Sprintf(`{"version":%d,"containerID":"c1","netns":"/x","cniVersion":"1.0.0","attachments":[]}`, tc.version))
+			e, err := s.Load("c1")
+			if !tc.wantErr {
+				if err != nil || e == nil || e.ContainerID != "c1" {
+					t.Fatalf("version %d: %+v %v", tc.version, e, err)
+				}
+				return
+			}
+			want := fmt.Sprintf(`cache entry of container c1: %s: "version" %d is newer than this plexus's %d`, p, tc.version, EntryVersion)
+			if e != nil || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("version %d: entry %+v, error %v, want %q", tc.version, e, err, want)
+			}
+		})
+	}
+}

@@ -60,6 +60,9 @@ type Attachment struct {
 
 // Entry is the whole state of one container.
 type Entry struct {
+	// Version is the schema version of the cache file (cache.EntryVersion);
+	// 0 (absent) is round 1's layout, read as version 1.
+	Version      int          `json:"version"`
 	ContainerID  string       `json:"containerID"`
 	NetNS        string       `json:"netns"`
 	PodNamespace string       `json:"podNamespace,omitempty"`
