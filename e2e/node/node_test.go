@@ -13,8 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,9 +56,23 @@ var (
 	worldOnce sync.Once
 	theWorld  *world
 	worldErr  error
-	// Fixed so that every test passes the same NodeOptions.
-	baseDir = filepath.Join(os.TempDir(), "plexus-node-e2e")
+	// One per test process (every test of the process passes the same
+	// NodeOptions): a second node test process, waiting for the node lock,
+	// must not rebuild the directory the running node uses.
+	baseDir = filepath.Join(os.TempDir(), "plexus-node-e2e-"+strconv.Itoa(os.Getpid()))
 )
+
+// sweepStaleBaseDirs removes the directories of node test processes that
+// are gone.
+func sweepStaleBaseDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "plexus-node-e2e*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "plexus-node-e2e-"))
+		if err != nil || syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
+}
 
 const (
 	uplink  = "pxnode-up"
@@ -86,6 +102,7 @@ func setup(t *testing.T) *world {
 }
 
 func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
+	sweepStaleBaseDirs()
 	os.RemoveAll(baseDir)
 	w := &world{cp: cp, dir: baseDir, binDir: filepath.Join(baseDir, "bin"), devinfo: filepath.Join(baseDir, "devinfo")}
 	for _, d := range []string{w.binDir, filepath.Join(baseDir, "net.d"), filepath.Join(baseDir, "primary"), filepath.Join(baseDir, "ipam"), w.devinfo} {
