@@ -9,6 +9,25 @@ GOTEST_TIMEOUT ?= 45m
 # Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
 TEST_PREREQS := deps build cni-plugins k8s
 export CGO_ENABLED := 0
+# One version for every binary (--version) and image tag. Default: the tag
+# git describes (v0.2.0, v0.2.0-3-gabc1234-dirty); before the first tag, the
+# release the VERSION file names with the commit (v0.2.0-dev.abc1234); out
+# of git, the VERSION file; without one, dev. `make build VERSION=v1.2.3`
+# stamps another.
+RELEASE := $(shell cat $(CURDIR)/VERSION 2>/dev/null)
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --dirty 2>/dev/null || \
+  { c=$$(git describe --always --dirty 2>/dev/null) && echo "$(or $(RELEASE),dev)-dev.$$c"; } || \
+  echo "$(or $(RELEASE),dev)")
+endif
+GOBUILD = $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)'
+# Platforms of `make images`: each image is an OCI index of these (linux).
+IMAGE_ARCHS ?= amd64 arm64
+
+define newline
+
+
+endef
 
 .PHONY: all build deps cni-plugins test vet unit demo bench fuzz clean
 
@@ -16,12 +35,8 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	@for c in $(CMDS); do \
-	  if [ -f cmd/$$c/main.go ]; then \
-	    echo "go build -o bin/$$c ./cmd/$$c"; \
-	    $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/$$c ./cmd/$$c || exit 1; \
-	  fi; \
-	done
+	@echo "version $(VERSION)"
+	$(foreach c,$(CMDS),$(GOBUILD) -o $(BIN)/$(c) ./cmd/$(c)$(newline))
 
 deps:
 	@hack/deps.sh
@@ -72,8 +87,13 @@ cluster-down:
 
 # ---- Images and kind e2e (need Docker/kind for e2e-kind) ---------------------
 .PHONY: images e2e-kind
-images: build
-	@hack/images.sh $(BIN)/images
+# Cross-compiled into bin/linux_<arch>/ for each of IMAGE_ARCHS, then one
+# OCI tarball per image, tagged $(VERSION), holding an index of them all.
+images:
+	$(foreach a,$(IMAGE_ARCHS),$(foreach c,$(CMDS),GOOS=linux GOARCH=$(a) $(GOBUILD) -o $(BIN)/linux_$(a)/$(c) ./cmd/$(c)$(newline)))
+	IMAGE_TAG=$(VERSION) hack/images.sh $(BIN)/images $(foreach a,$(IMAGE_ARCHS),$(a)=$(BIN)/linux_$(a))
 
+# The kind e2e applies deployments/*.yaml, which name the release's tag.
+e2e-kind: VERSION = $(RELEASE)
 e2e-kind: images
 	@e2e/kind/run.sh

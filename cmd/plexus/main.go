@@ -2,8 +2,20 @@
 // thin deployment: resolve, attach and publish in this process).
 package main
 
-import "github.com/plexus-cni/plexus/pkg/thin"
+import (
+	"fmt"
+	"os"
 
+	"github.com/plexus-cni/plexus/pkg/thin"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-func main() { thin.Main(version) }
+func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("plexus", version)
+		return
+	}
+	thin.Main(version)
+}
