@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-CMDS := plexus sriov sriov-device-plugin plexus-install
+CMDS := plexus sriov sriov-device-plugin plexus-install plexusctl
 CNI_PLUGINS_VERSION := v1.9.1
 GOTEST_TIMEOUT ?= 45m
 # Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
