@@ -28,6 +28,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"bad flag", []string{"--cni-dir=rel"}, nil, 2, `plexus-install: --cni-dir "rel": must be an absolute path`},
 		{"nothing appears", []string{"--wait-timeout=200ms"}, nil, 1, "nothing usable appeared in " + conf + " within 200ms: no primary network config in " + conf},
+		{"check, not installed", []string{"--check", "--ready-file=" + filepath.Join(root, "ready")}, nil, 1, "not ready: plexus-install has not installed plexus's config (yet): no readiness marker " + filepath.Join(root, "ready")},
 		{"once", []string{"--once"}, func() {
 			os.WriteFile(filepath.Join(conf, "10-br.conf"), []byte(`{"cniVersion":"1.0.0","name":"br","type":"bridge"}`), 0o644)
 		}, 0, "wrote plexus config"},

@@ -46,14 +46,24 @@ var multusConfigKeyFlags = []struct{ flag, key, usage string }{
 	{"multus-log-file", "logFile", "plexus's logFile"},
 }
 
-// parseFlags is ParseFlags that also reports --version.
-func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, error) {
+// action is what plexus-install was asked to do besides installing.
+type action int
+
+const (
+	actInstall action = iota
+	actVersion        // --version: print it and exit
+	actCheck          // --check: the readiness probe (Check)
+)
+
+// parseFlags is ParseFlags that also reports --version and --check.
+func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, action, error) {
 	fs := flag.NewFlagSet("plexus-install", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		cfg                                          Config
 		binaries, caps, overrides, level, kube       string
 		noKube, version, cleanup, skipCopy, skipTLS  bool
+		check                                        bool
 		installerType, multusConfFile, multusBinFile string
 		multusCNIConfDir                             string
 	)
@@ -80,7 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, erro
 	fs.StringVar(&overrides, "config-overrides", "", `JSON object of further plexus config keys, e.g. '{"namespaceIsolation":true}'`)
 	fs.DurationVar(&cfg.WaitTimeout, "wait-timeout", DefaultWaitTimeout, "give up (exit 1) when no usable primary config appears within this time (0: wait forever)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", time.Second, "how often to check the primary config and the service account for changes")
-	fs.BoolVar(&cfg.KeepConfig, "keep-config", false, "leave plexus's config in place on exit")
+	fs.BoolVar(&cfg.KeepConfig, "keep-config", true, "leave plexus's config in place on exit, so a rolling update has no window without plexus (pods wait for the new pod instead); false removes it on exit, as an uninstall needs (docs/configuration.md)")
+	fs.StringVar(&cfg.ReadyFile, "ready-file", DefaultReadyFile, "readiness marker: written once plexus's config is in place and valid, removed when it goes; read by --check (empty: none)")
+	fs.BoolVar(&check, "check", false, "readiness probe: exit 0 when plexus's config that this plexus-install wrote (--ready-file) is on the host, unchanged, valid and loaded first; else print why and exit 1")
 	fs.BoolVar(&cfg.Once, "once", false, "install, write the config, and exit instead of watching")
 	fs.BoolVar(&cfg.SkipWatch, "skip-config-watch", false, "write the config once, then wait for SIGTERM without refreshing kubeconfig or config")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
@@ -97,7 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, erro
 	for _, a := range aliases {
 		fs.Var(fs.Lookup(a[0]).Value, a[1], "Multus installer name of --"+a[0])
 	}
-	fs.BoolVar(&cleanup, "cleanup-config-on-exit", true, "Multus installer flag: false is --keep-config")
+	fs.BoolVar(&cleanup, "cleanup-config-on-exit", false, "Multus installer flag: true is --keep-config=false")
 	fs.BoolVar(&skipCopy, "skip-multus-binary-copy", false, "Multus installer flag: install no binaries (--binaries=)")
 	fs.StringVar(&installerType, "type", "", "install_multus flag: thin installs the binaries and exits; thick is not supported")
 	fs.Var(fs.Lookup("type").Value, "t", "install_multus name of --type")
@@ -117,56 +129,56 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, erro
 	}
 
 	if err := fs.Parse(args); err != nil {
-		return Config{}, 0, false, err
+		return Config{}, 0, actInstall, err
 	}
 	if version {
-		return Config{}, 0, true, nil
+		return Config{}, 0, actVersion, nil
 	}
 	if fs.NArg() > 0 {
-		return Config{}, 0, false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return Config{}, 0, actInstall, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, a := range aliases {
 		if set[a[0]] && set[a[1]] {
-			return Config{}, 0, false, fmt.Errorf("--%s and --%s are the same flag: give one", a[0], a[1])
+			return Config{}, 0, actInstall, fmt.Errorf("--%s and --%s are the same flag: give one", a[0], a[1])
 		}
 	}
 	if set["type"] && set["t"] {
-		return Config{}, 0, false, fmt.Errorf("--type and -t are the same flag: give one")
+		return Config{}, 0, actInstall, fmt.Errorf("--type and -t are the same flag: give one")
 	}
 	switch installerType {
 	case "":
 	case "thin":
 		cfg.BinariesOnly = true
 	case "thick":
-		return Config{}, 0, false, fmt.Errorf("--type %q: plexus has no thick mode; run plexus-install without --type", installerType)
+		return Config{}, 0, actInstall, fmt.Errorf("--type %q: plexus has no thick mode; run plexus-install without --type", installerType)
 	default:
-		return Config{}, 0, false, fmt.Errorf("--type %q: want thin", installerType)
+		return Config{}, 0, actInstall, fmt.Errorf("--type %q: want thin", installerType)
 	}
 	if multusConfFile != "auto" {
-		return Config{}, 0, false, fmt.Errorf("--multus-conf-file %q: not supported; plexus-install always generates plexus's config (name it with --config-name, add keys with --config-overrides)", multusConfFile)
+		return Config{}, 0, actInstall, fmt.Errorf("--multus-conf-file %q: not supported; plexus-install always generates plexus's config (name it with --config-name, add keys with --config-overrides)", multusConfFile)
 	}
 	if set["multus-bin-file"] {
-		return Config{}, 0, false, fmt.Errorf("--multus-bin-file: not supported; use --source-dir and --binaries")
+		return Config{}, 0, actInstall, fmt.Errorf("--multus-bin-file: not supported; use --source-dir and --binaries")
 	}
 	if skipTLS {
-		return Config{}, 0, false, fmt.Errorf("--skip-tls-verify: not supported; the kubeconfig always trusts the service account's ca.crt")
+		return Config{}, 0, actInstall, fmt.Errorf("--skip-tls-verify: not supported; the kubeconfig always trusts the service account's ca.crt")
 	}
 	if set["cleanup-config-on-exit"] {
 		if set["keep-config"] && cleanup == cfg.KeepConfig {
-			return Config{}, 0, false, fmt.Errorf("--cleanup-config-on-exit and --keep-config contradict: give one")
+			return Config{}, 0, actInstall, fmt.Errorf("--cleanup-config-on-exit and --keep-config contradict: give one")
 		}
 		cfg.KeepConfig = !cleanup
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return Config{}, 0, false, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return Config{}, 0, actInstall, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	cfg.Binaries = splitList(binaries)
 	if skipCopy {
 		if set["binaries"] && len(cfg.Binaries) > 0 {
-			return Config{}, 0, false, fmt.Errorf("--skip-multus-binary-copy and --binaries=%s contradict: give one", binaries)
+			return Config{}, 0, actInstall, fmt.Errorf("--skip-multus-binary-copy and --binaries=%s contradict: give one", binaries)
 		}
 		cfg.Binaries = nil
 	}
@@ -179,21 +191,21 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, erro
 	}
 	var err error
 	if cfg.Overrides, err = parseOverridesJSON(overrides); err != nil {
-		return Config{}, 0, false, err
+		return Config{}, 0, actInstall, err
 	}
 	for _, k := range multusConfigKeyFlags {
 		if !set[k.flag] {
 			continue
 		}
 		if _, dup := cfg.Overrides[k.key]; dup {
-			return Config{}, 0, false, fmt.Errorf("--%s and --config-overrides both set key %q: give one", k.flag, k.key)
+			return Config{}, 0, actInstall, fmt.Errorf("--%s and --config-overrides both set key %q: give one", k.flag, k.key)
 		}
 		var v any = *keyFlags[k.flag]
 		if b, ok := parseBoolString(*keyFlags[k.flag]); ok {
 			v = b
 		}
 		if err := CheckOverrides(map[string]any{k.key: v}); err != nil {
-			return Config{}, 0, false, fmt.Errorf("--%s: %w", k.flag, err)
+			return Config{}, 0, actInstall, fmt.Errorf("--%s: %w", k.flag, err)
 		}
 		if cfg.Overrides == nil {
 			cfg.Overrides = map[string]any{}
@@ -201,9 +213,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, bool, erro
 		cfg.Overrides[k.key] = v
 	}
 	if err := CheckOverrides(cfg.Overrides); err != nil {
-		return Config{}, 0, false, fmt.Errorf("--config-overrides: %w", err)
+		return Config{}, 0, actInstall, fmt.Errorf("--config-overrides: %w", err)
 	}
-	return cfg, lv, false, cfg.Validate()
+	act := actInstall
+	if check {
+		act = actCheck
+	}
+	return cfg, lv, act, cfg.Validate()
 }
 
 // boolString is a boolean flag kept as "true"/"false" text, so that a
@@ -263,6 +279,9 @@ func (c Config) Validate() error {
 	if c.Kubeconfig != "" && !filepath.IsAbs(c.Kubeconfig) {
 		return fmt.Errorf("--kubeconfig %q: must be an absolute path", c.Kubeconfig)
 	}
+	if c.ReadyFile != "" && !filepath.IsAbs(c.ReadyFile) {
+		return fmt.Errorf("--ready-file %q: must be an absolute path", c.ReadyFile)
+	}
 	if c.ReadinessIndicatorFile != "" && !filepath.IsAbs(c.ReadinessIndicatorFile) {
 		return fmt.Errorf("--readiness-indicator-file %q: must be an absolute path", c.ReadinessIndicatorFile)
 	}
@@ -307,7 +326,7 @@ func executableDir() string {
 // Main is plexus-install's main: it returns the process exit code.
 // version is the build's version (main.version, set with -ldflags -X).
 func Main(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
-	cfg, level, printVersion, err := parseFlags(args, stderr)
+	cfg, level, act, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -315,8 +334,18 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr, "plexus-install:", err)
 		return 2
 	}
-	if printVersion {
+	switch act {
+	case actVersion:
 		fmt.Fprintln(stdout, "plexus-install", version)
+		return 0
+	case actCheck:
+		// kubelet keeps the probe's output in the pod's events.
+		msg, err := Check(cfg.ReadyFile)
+		if err != nil {
+			fmt.Fprintln(stdout, "not ready:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "ready:", msg)
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))

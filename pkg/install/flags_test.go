@@ -18,7 +18,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		cfg.ConfName != "00-plexus.conflist" || cfg.Kubeconfig != "/etc/cni/net.d/plexus.d/plexus.kubeconfig" ||
 		cfg.ServiceAccountDir != "/var/run/secrets/kubernetes.io/serviceaccount" || cfg.APIServer != "https://[fd00::1]:443" ||
 		strings.Join(cfg.Binaries, ",") != "plexus,sriov" || cfg.WaitTimeout != 10*time.Minute || cfg.PollInterval != time.Second ||
-		cfg.KeepConfig || cfg.Once || level.String() != "INFO" {
+		!cfg.KeepConfig || cfg.ReadyFile != "/run/plexus-install/ready" || cfg.Once || level.String() != "INFO" {
 		t.Errorf("defaults: %+v level %v", cfg, level)
 	}
 }
@@ -72,7 +72,12 @@ func TestParseFlags(t *testing.T) {
 		{"type thick", []string{"--type=thick"}, nil, `--type "thick": plexus has no thick mode`},
 		{"force-binaries", []string{"--force-binaries"}, func(c Config) bool { return c.ForceBinaries }, ""},
 		{"skip binary copy", []string{"--skip-multus-binary-copy"}, func(c Config) bool { return len(c.Binaries) == 0 }, ""},
-		{"cleanup on exit", []string{"--cleanup-config-on-exit=false"}, func(c Config) bool { return c.KeepConfig }, ""},
+		{"cleanup on exit", []string{"--cleanup-config-on-exit"}, func(c Config) bool { return !c.KeepConfig }, ""},
+		{"no cleanup on exit", []string{"--cleanup-config-on-exit=false"}, func(c Config) bool { return c.KeepConfig }, ""},
+		{"keep-config opt out", []string{"--keep-config=false"}, func(c Config) bool { return !c.KeepConfig }, ""},
+		{"ready file", []string{"--ready-file=/r/ready"}, func(c Config) bool { return c.ReadyFile == "/r/ready" }, ""},
+		{"no ready file", []string{"--ready-file="}, func(c Config) bool { return c.ReadyFile == "" }, ""},
+		{"relative ready file", []string{"--ready-file=ready"}, nil, `--ready-file "ready": must be an absolute path`},
 		{"cleanup contradicts keep", []string{"--cleanup-config-on-exit", "--keep-config"}, nil, "--cleanup-config-on-exit and --keep-config contradict"},
 		{"skip config watch", []string{"--skip-config-watch"}, func(c Config) bool { return c.SkipWatch }, ""},
 		{"override network name", []string{"--override-network-name"}, func(c Config) bool { return c.OverrideNetworkName }, ""},

@@ -38,8 +38,9 @@ type Config struct {
 	Overrides              map[string]any
 	WaitTimeout            time.Duration // 0 = wait forever
 	PollInterval           time.Duration
-	KeepConfig             bool // leave plexus's config in place on exit
-	Once                   bool // install, write, and exit instead of watching
+	KeepConfig             bool   // leave plexus's config in place on exit
+	ReadyFile              string // readiness marker (Check); "" = none
+	Once                   bool   // install, write, and exit instead of watching
 
 	// Multus installer equivalents (docs/migrating-from-multus.md, "plexus-install flags").
 	PrimaryConfigDir    string // where the primary is looked for; "" = CNIConfDir
@@ -87,6 +88,9 @@ func (in *Installer) Run(ctx context.Context) error {
 	if in.cfg.BinariesOnly {
 		return nil
 	}
+	// A marker an earlier container of this pod left (an emptyDir outlives
+	// a container restart) is not this run's: ready only once it has synced.
+	in.markNotReady("starting")
 	if err := in.syncKubeconfig(); err != nil {
 		return err
 	}
@@ -262,6 +266,7 @@ func (in *Installer) syncConf(initial bool) error {
 	if err != nil {
 		if !initial && errors.Is(err, ErrNoPrimary) && !in.removed {
 			in.removed = true
+			in.markNotReady("primary network config vanished")
 			if rerr := os.Remove(in.ConfPath()); rerr == nil {
 				in.log.Warn("primary network config vanished: removed plexus config", "path", in.ConfPath())
 			}
@@ -329,6 +334,7 @@ func (in *Installer) syncConf(initial bool) error {
 		in.renamed = primary.Path
 		in.log.Info("renamed the primary config so the runtime cannot load it (--rename-conf-file)", "from", path, "to", primary.Path)
 	}
+	in.markReady(data)
 	return nil
 }
 
@@ -414,6 +420,9 @@ func (in *Installer) restorePrimary() bool {
 // cleanup removes plexus's config on exit unless KeepConfig. Binaries and
 // kubeconfig stay: pods already attached still need them for DEL.
 func (in *Installer) cleanup() error {
+	// Not ready from here on, whether the config stays or goes: this
+	// installer no longer keeps it fresh.
+	in.markNotReady("exiting")
 	if in.cfg.KeepConfig {
 		in.log.Info("exiting; keeping plexus config", "path", in.ConfPath())
 		return nil
