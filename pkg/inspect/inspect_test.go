@@ -3,6 +3,7 @@ package inspect
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,7 +117,7 @@ func newFixture(t *testing.T) *fixture {
 	mustWrite(t, filepath.Join(f.node.SriovStateDir, "notes.txt"), "hello")
 
 	// A leak record as pkg/attach writes it when DEL gives up.
-	b, _ := json.Marshal(&podnet.Entry{ContainerID: idLeaked, NetNS: "/var/run/netns/cni-leak", PodNamespace: "default", PodName: "leaky",
+	b, _ := json.Marshal(&podnet.Entry{ContainerID: idLeaked, NetNS: f.netns("leak"), PodNamespace: "default", PodName: "leaky",
 		Incomplete: true, DelAttempts: 3, LastDelError: "plugin \"sriov\": PF gone",
 		Attachments: []podnet.Attachment{{Network: "default/sriov-a", IfName: "net1"}}})
 	mustWrite(t, filepath.Join(f.node.CNIDir, "leaked", idLeaked+".json"), string(b))
@@ -145,14 +146,25 @@ func (f *fixture) run(t *testing.T, args ...string) (string, string, int) {
 // expand replaces @DIR@ with the fixture's directory.
 func (f *fixture) expand(s string) string { return strings.ReplaceAll(s, "@DIR@", f.dir) }
 
-// golden reads testdata/name, the fixture's directory in it written @DIR@.
-func (f *fixture) golden(t *testing.T, name string) string {
+// update rewrites the golden files from the output (review the diff).
+var update = flag.Bool("update", false, "rewrite testdata/*.json")
+
+// assertGolden compares got with testdata/name, in which the fixture's
+// directory is written @DIR@.
+func (f *fixture) assertGolden(t *testing.T, got, name string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(strings.ReplaceAll(got, f.dir, "@DIR@")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.expand(string(b))
+	assertOutput(t, got, f.expand(string(b)))
 }
 
 func assertOutput(t *testing.T, got, want string) {
@@ -196,5 +208,68 @@ func TestContainersJSON(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	assertOutput(t, out, f.golden(t, "containers.json"))
+	f.assertGolden(t, out, "containers.json")
+}
+
+func TestVFs(t *testing.T) {
+	f := newFixture(t)
+	out, errOut, code := f.run(t, "vfs")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	assertOutput(t, out, `DEVICE        PF      VF  POD            CONTAINER     INTERFACE  NETWORK          SOURCE
+0000:3b:02.1  ens1f0  1   default/web-1  0123456789ab  net1       default/sriov-a  plexus
+0000:3b:02.2  ens1f1  2   -              444444444444  net1       default/sriov-b  sriov-cni
+`)
+	out, errOut, code = f.run(t, "vfs", "-o", "json")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	f.assertGolden(t, out, "vfs.json")
+}
+
+func TestStale(t *testing.T) {
+	f := newFixture(t)
+	ss, err := f.node.Stale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ss {
+		ss[i].NetNS = f.relative(ss[i].NetNS)
+	}
+	var out bytes.Buffer
+	if err := WriteStaleTable(&out, ss); err != nil {
+		t.Fatal(err)
+	}
+	assertOutput(t, out.String(), `CONTAINER     POD              KIND    NETNS               ACTION  REASON
+111111111111  default/old-1    entry   /run/netns/gone     del     netns gone
+222222222222  kube-system/dns  entry   /run/netns/incompl  none    incomplete after 1 failed DEL(s): plugin "ptp": boom; netns exists: left to the runtime's DEL
+333333333333  default/batch    entry   -                   del     incomplete after 2 failed DEL(s): timeout; netns gone (a DEL ran after it was)
+555555555555  default/leaky    leaked  /run/netns/leak     none    DEL gave up after 3 attempts: plugin "sriov": PF gone; free by hand, then remove the record
+`)
+	j, errOut, code := f.run(t, "stale", "-o", "json")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	f.assertGolden(t, j, "stale.json")
+}
+
+func TestNetNSState(t *testing.T) {
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "netns", "cni-1"), "")
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{filepath.Join(dir, "netns", "cni-1"), NetNSExists},
+		{filepath.Join(dir, "netns", "cni-2"), NetNSGone},
+		{"", NetNSGone}, // what a DEL after the netns was gone records
+		// Its directory missing too: not the host's mounts; no judgement.
+		{filepath.Join(dir, "nosuchdir", "cni-1"), NetNSUnknown},
+		{"/proc/999999999/ns/net", NetNSGone},
+		{"/proc/self/ns/net", NetNSExists},
+	} {
+		if got := netnsState(tc.path); got != tc.want {
+			t.Errorf("netnsState(%q) = %s, want %s", tc.path, got, tc.want)
+		}
+	}
 }
