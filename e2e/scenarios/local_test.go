@@ -89,7 +89,10 @@ func TestOnLocalNode(t *testing.T) {
 	}
 	inst := exec.Command(install, "--source-dir="+testutil.BinDir(), "--cni-bin-dir="+binDir, "--cni-conf-dir="+confDir,
 		"--cni-dir="+cacheDir, "--kubeconfig="+kubeconfig, "--service-account-dir="+saDir, "--api-server="+cp.Server,
-		"--poll-interval=200ms", "--wait-timeout=1m")
+		"--poll-interval=200ms", "--wait-timeout=1m",
+		// Removes its config on SIGTERM (the default keeps it), and keeps
+		// its readiness marker in this test's directory, not /run.
+		"--keep-config=false", "--ready-file="+filepath.Join(host, "plexus-install.ready"))
 	inst.Stdout, inst.Stderr = logf, logf
 	if err := inst.Start(); err != nil {
 		t.Fatal(err)
