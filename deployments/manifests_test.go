@@ -285,3 +285,61 @@ type daemonSet struct {
 		} `json:"template"`
 	} `json:"spec"`
 }
+
+var (
+	imageField = regexp.MustCompile(`(?m)^[ \t]*(?:-[ \t]*)?(image|newTag):[ \t]*["']?([^\s"'#]+)`)
+	plexusRef  = regexp.MustCompile(`ghcr\.io/plexus-cni/[a-z0-9._-]+(?::[\w.-]+|@sha256:[0-9a-f]+)?`)
+)
+
+// TestImageTags: every image a file under deployments/ names has a tag, none
+// is latest, and each of plexus's own (and every kustomize newTag) is the
+// release the VERSION file names — the tag `make images` gives a release.
+func TestImageTags(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := strings.TrimSpace(string(b))
+	if !regexp.MustCompile(`^v\d+\.\d+\.\d+(-[\w.]+)?$`).MatchString(release) {
+		t.Fatalf("VERSION holds %q, want a release version such as v0.2.0", release)
+	}
+	ours := 0
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			return err
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range imageField.FindAllStringSubmatch(string(text), -1) {
+			field, val := m[1], m[2]
+			if field == "newTag" {
+				if val != release {
+					t.Errorf("%s: newTag %s, want %s (VERSION)", path, val, release)
+				}
+				continue
+			}
+			tag := ""
+			if i := strings.LastIndex(val, ":"); i > strings.LastIndex(val, "/") {
+				tag = val[i+1:]
+			}
+			if tag == "" || tag == "latest" {
+				t.Errorf("%s: image %s: want a version tag, not latest", path, val)
+			}
+		}
+		for _, ref := range plexusRef.FindAllString(string(text), -1) {
+			ours++
+			if want := ref[:strings.IndexAny(ref+":", ":@")] + ":" + release; ref != want {
+				t.Errorf("%s: %s, want %s (the VERSION file's release)", path, ref, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ours < 2 {
+		t.Errorf("%d references to ghcr.io/plexus-cni images under deployments/, want the plexus and device plugin DaemonSets'", ours)
+	}
+}

@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
 # Builds plexus's container images as OCI image-layout tarballs, without a
-# Docker engine, from the static binaries `make build` put in bin/:
-#   hack/images.sh DEST   ->  DEST/plexus.tar, DEST/sriov-device-plugin.tar
+# Docker engine, from static binaries:
+#   hack/images.sh DEST [ARCH=BINDIR ...]
+#     ->  DEST/plexus.tar, DEST/sriov-device-plugin.tar
+# Each tarball holds ghcr.io/plexus-cni/<image>:$IMAGE_TAG as an OCI image
+# index with one linux/ARCH image per ARCH=BINDIR (default: the host's
+# architecture from bin/, as `make build` leaves it). `make images`
+# cross-compiles for amd64 and arm64 and sets IMAGE_TAG to $(VERSION);
+# without it, the tag is the VERSION file's release.
 # Load them with `ctr -n k8s.io images import DEST/plexus.tar` or
 # `kind load image-archive DEST/plexus.tar`. With Docker, images/*/Dockerfile
-# build the same images. IMAGE_TAG (default latest) sets the tag.
+# build the same images (one architecture).
 set -euo pipefail
-dest=${1:?usage: hack/images.sh DEST}
+dest=${1:?usage: hack/images.sh DEST [ARCH=BINDIR ...]}
+shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-for b in plexus sriov plexus-install sriov-device-plugin; do
-  if [ ! -x "bin/$b" ]; then
-    echo "hack/images.sh: bin/$b is missing: run \`make build\` first" >&2
-    exit 1
+if [ $# -eq 0 ]; then
+  set -- "$(go env GOARCH)=bin"
+fi
+tag=${IMAGE_TAG:-$(cat VERSION)}
+args=()
+for p in "$@"; do
+  arch=${p%%=*} dir=${p#*=}
+  if [ "$arch" = "$p" ] || [ -z "$arch" ] || [ -z "$dir" ]; then
+    echo "hack/images.sh: $p: want ARCH=BINDIR" >&2
+    exit 2
   fi
+  for b in plexus sriov plexus-install sriov-device-plugin; do
+    if [ ! -x "$dir/$b" ]; then
+      echo "hack/images.sh: $dir/$b (linux/$arch) is missing: run \`make images\` (or \`make build\` for the host's)" >&2
+      exit 1
+    fi
+  done
+  args+=(--platform "$arch=$dir")
 done
-CGO_ENABLED=0 go run ./hack/ociimage --bin bin --out "$dest" --tag "${IMAGE_TAG:-latest}"
+CGO_ENABLED=0 go run ./hack/ociimage --out "$dest" --tag "$tag" "${args[@]}"

@@ -15,7 +15,7 @@ import (
 )
 
 func TestRefusesDynamicBinary(t *testing.T) {
-	bin := fakeBins(t)
+	bin := fakeBins(t, "amd64")
 	dyn := ""
 	for _, p := range []string{"/bin/true", "/usr/bin/true"} {
 		if b, err := os.ReadFile(p); err == nil && checkStatic(b) != nil {
@@ -28,7 +28,7 @@ func TestRefusesDynamicBinary(t *testing.T) {
 	}
 	b, _ := os.ReadFile(dyn)
 	os.WriteFile(filepath.Join(bin, "plexus"), b, 0o755)
-	_, err := Build(Specs[0], Options{BinDir: bin, OutDir: t.TempDir(), Tag: "latest", Arch: "amd64"})
+	_, err := Build(Specs[0], Options{Platforms: []Platform{{runtime.GOARCH, bin}}, OutDir: t.TempDir(), Tag: "v1.0.0"})
 	if err == nil || !strings.Contains(err.Error(), "dynamically linked (interpreter /lib") || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
 		t.Fatalf("error %v, want a refusal of the dynamic binary", err)
 	}
@@ -116,7 +116,15 @@ func TestImportAndRunInContainerd(t *testing.T) {
 	}
 	ctr := privateContainerd(t)
 	out := t.TempDir()
-	o := Options{BinDir: testutil.BinDir(), OutDir: out, Tag: fmt.Sprintf("test%d", rand.Uint32()), Arch: runtime.GOARCH}
+	// A multi-arch index as make images writes it: the host's real binaries
+	// and another architecture's (fake: containerd imports and unpacks only
+	// the host's platform).
+	other := map[string]string{"amd64": "arm64"}[runtime.GOARCH]
+	if other == "" {
+		other = "amd64"
+	}
+	o := Options{Platforms: []Platform{{runtime.GOARCH, testutil.BinDir()}, {other, fakeBins(t, other)}},
+		OutDir: out, Tag: fmt.Sprintf("test%d", rand.Uint32())}
 	for _, s := range Specs {
 		p, err := Build(s, o)
 		if err != nil {

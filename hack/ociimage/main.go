@@ -1,9 +1,13 @@
 // Command ociimage builds plexus's container images as OCI image-layout
-// tarballs without a Docker engine: a scratch base plus one layer holding
-// the static binaries from bin/, laid out as images/*/Dockerfile lays them
-// out. `ctr images import` and `kind load image-archive` load the tarballs.
+// tarballs without a Docker engine: per platform, a scratch base plus one
+// layer holding the static binaries built for it, laid out as
+// images/*/Dockerfile lays them out; the tarball's image is an OCI image
+// index of those platforms (linux), named ghcr.io/plexus-cni/<image>:<tag>.
+// `ctr images import` and `kind load image-archive` load the tarballs.
 //
-//	go run ./hack/ociimage --bin bin --out bin/images [--tag latest]
+//	go run ./hack/ociimage --out bin/images --tag v0.2.0 \
+//	    --platform amd64=bin/linux_amd64 --platform arm64=bin/linux_arm64
+//	go run ./hack/ociimage --bin bin --out bin/images --tag v0.2.0   # host arch only
 package main
 
 import (
@@ -65,22 +69,41 @@ var Specs = []Spec{
 // Ref is the image reference of s with tag.
 func (s Spec) Ref(tag string) string { return Repository + "/" + s.Name + ":" + tag }
 
+// Platform is one architecture of the images (OS linux) and the directory
+// holding the static binaries built for it.
+type Platform struct{ Arch, BinDir string }
+
 // Options are the build's inputs.
 type Options struct {
-	BinDir  string
-	OutDir  string
-	Tag     string
-	Arch    string
-	Created time.Time // also every file's mtime: same inputs, same digests
+	Platforms []Platform // in the index's order; at least one
+	OutDir    string
+	Tag       string
+	Created   time.Time // also every file's mtime: same inputs, same digests
 }
 
 func main() {
-	o := Options{Arch: runtime.GOARCH}
-	flag.StringVar(&o.BinDir, "bin", "bin", "directory holding the built static binaries")
+	var o Options
+	bin, arch := "bin", runtime.GOARCH
+	flag.StringVar(&bin, "bin", bin, "directory holding the built static binaries (one platform, --arch)")
+	flag.StringVar(&arch, "arch", arch, "architecture of the --bin binaries")
+	flag.Func("platform", "ARCH=DIR: the binaries in DIR are built for linux/ARCH (repeat for a multi-arch index; overrides --bin, --arch)", func(v string) error {
+		a, d, ok := strings.Cut(v, "=")
+		if !ok || a == "" || d == "" {
+			return fmt.Errorf("want ARCH=DIR, got %q", v)
+		}
+		o.Platforms = append(o.Platforms, Platform{Arch: a, BinDir: d})
+		return nil
+	})
 	flag.StringVar(&o.OutDir, "out", "bin/images", "directory to write <name>.tar into")
-	flag.StringVar(&o.Tag, "tag", "latest", "image tag")
-	flag.StringVar(&o.Arch, "arch", o.Arch, "image architecture (must match the binaries)")
+	flag.StringVar(&o.Tag, "tag", "", "image tag (the release version, e.g. v0.2.0)")
 	flag.Parse()
+	if o.Tag == "" {
+		fmt.Fprintln(os.Stderr, "ociimage: --tag is required (make images sets it to $(VERSION))")
+		os.Exit(2)
+	}
+	if len(o.Platforms) == 0 {
+		o.Platforms = []Platform{{Arch: arch, BinDir: bin}}
+	}
 	o.Created = sourceDate()
 	for _, s := range Specs {
 		out, err := Build(s, o)
@@ -101,9 +124,10 @@ func sourceDate() time.Time {
 }
 
 // Build writes the image of s as an OCI image-layout tarball
-// <OutDir>/<name>.tar and returns its path.
+// <OutDir>/<name>.tar and returns its path: its index.json names one OCI
+// image index, the image for every platform of o.
 func Build(s Spec, o Options) (string, error) {
-	img, err := Image(s, o)
+	idx, err := Index(s, o)
 	if err != nil {
 		return "", err
 	}
@@ -120,7 +144,7 @@ func Build(s Spec, o Options) (string, error) {
 		return "", fmt.Errorf("image %s: %w", s.Ref(o.Tag), err)
 	}
 	ref := s.Ref(o.Tag)
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
+	if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{
 		"io.containerd.image.name":          ref, // ctr images import
 		"org.opencontainers.image.ref.name": o.Tag,
 	})); err != nil {
@@ -133,9 +157,34 @@ func Build(s Spec, o Options) (string, error) {
 	return out, nil
 }
 
-// Image builds s in memory: scratch plus one layer of its files.
-func Image(s Spec, o Options) (v1.Image, error) {
-	layerTar, err := filesLayer(s, o)
+// Index builds s in memory for every platform of o: an OCI image index of
+// one image per platform.
+func Index(s Spec, o Options) (v1.ImageIndex, error) {
+	if len(o.Platforms) == 0 {
+		return nil, fmt.Errorf("image %s: no platform to build", s.Name)
+	}
+	var adds []mutate.IndexAddendum
+	seen := map[string]bool{}
+	for _, p := range o.Platforms {
+		if seen[p.Arch] {
+			return nil, fmt.Errorf("image %s: platform linux/%s given twice", s.Name, p.Arch)
+		}
+		seen[p.Arch] = true
+		img, err := Image(s, p, o.Created)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			Platform: &v1.Platform{OS: "linux", Architecture: p.Arch},
+		}})
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
+}
+
+// Image builds s for one platform in memory: scratch plus one layer of its
+// files from p.BinDir.
+func Image(s Spec, p Platform, created time.Time) (v1.Image, error) {
+	layerTar, err := filesLayer(s, p, created)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +192,12 @@ func Image(s Spec, o Options) (v1.Image, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
-		return nil, fmt.Errorf("image %s: layer: %w", s.Name, err)
+		return nil, fmt.Errorf("image %s (linux/%s): layer: %w", s.Name, p.Arch, err)
 	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: o.Created}, CreatedBy: "hack/ociimage: " + strings.Join(binNames(s), " "),
+		Created: v1.Time{Time: created}, CreatedBy: "hack/ociimage: " + strings.Join(binNames(s), " "),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", s.Name, err)
@@ -158,8 +207,8 @@ func Image(s Spec, o Options) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", o.Arch
-	cf.Created = v1.Time{Time: o.Created}
+	cf.OS, cf.Architecture = "linux", p.Arch
+	cf.Created = v1.Time{Time: created}
 	cf.Config.Entrypoint = s.Entrypoint
 	cf.Config.Env = []string{"PATH=/usr/bin"}
 	cf.Config.Labels = map[string]string{
@@ -180,7 +229,7 @@ func binNames(s Spec) []string {
 
 // filesLayer is the uncompressed layer tar: every parent directory, then
 // each binary at its path, mode 0755, owned by root.
-func filesLayer(s Spec, o Options) ([]byte, error) {
+func filesLayer(s Spec, p Platform, created time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
@@ -195,21 +244,21 @@ func filesLayer(s Spec, o Options) ([]byte, error) {
 	}
 	sort.Strings(dl) // parents before children
 	for _, d := range dl {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: o.Created, Format: tar.FormatPAX}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: created, Format: tar.FormatPAX}); err != nil {
 			return nil, err
 		}
 	}
 	for _, f := range s.Files {
-		src := filepath.Join(o.BinDir, f.Bin)
+		src := filepath.Join(p.BinDir, f.Bin)
 		data, err := os.ReadFile(src)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %s (run `make build`): %w", s.Name, f.Bin, err)
+			return nil, fmt.Errorf("image %s (linux/%s): %s (run `make images`): %w", s.Name, p.Arch, f.Bin, err)
 		}
-		if err := checkStatic(data); err != nil {
-			return nil, fmt.Errorf("image %s: %s: %w", s.Name, src, err)
+		if err := checkBinary(data, p.Arch); err != nil {
+			return nil, fmt.Errorf("image %s (linux/%s): %s: %w", s.Name, p.Arch, src, err)
 		}
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Path, "/"), Mode: 0o755,
-			Size: int64(len(data)), ModTime: o.Created, Format: tar.FormatPAX}
+			Size: int64(len(data)), ModTime: created, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}
@@ -221,6 +270,30 @@ func filesLayer(s Spec, o Options) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// elfMachine is the ELF machine of each GOARCH an image may be built for.
+var elfMachine = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM, "386": elf.EM_386,
+	"ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
+}
+
+// checkBinary refuses an ELF executable that is dynamically linked or built
+// for another architecture than arch (a bin dir given for the wrong
+// platform). Other files are taken as they are.
+func checkBinary(data []byte, arch string) error {
+	if err := checkStatic(data); err != nil {
+		return err
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil // not ELF
+	}
+	defer f.Close()
+	if want, ok := elfMachine[arch]; ok && f.Machine != want {
+		return fmt.Errorf("built for %s, not %s: build it with GOARCH=%s (make images)", f.Machine, arch, arch)
+	}
+	return nil
 }
 
 // checkStatic refuses a dynamically linked ELF executable: the image has

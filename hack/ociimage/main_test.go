@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
 	"io"
 	"os"
 	"os/exec"
@@ -22,13 +24,14 @@ import (
 	"github.com/plexus-cni/plexus/pkg/testutil"
 )
 
-// fakeBins writes a distinct small file per binary the Specs need.
-func fakeBins(t *testing.T) string {
+// fakeBins writes a distinct small file per binary the Specs need, naming
+// the binary and arch.
+func fakeBins(t *testing.T, arch string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, s := range Specs {
 		for _, f := range s.Files {
-			if err := os.WriteFile(filepath.Join(dir, f.Bin), []byte("binary "+f.Bin), 0o755); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, f.Bin), []byte(fakeBin(f.Bin, arch)), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -36,66 +39,111 @@ func fakeBins(t *testing.T) string {
 	return dir
 }
 
-// loaded is an image read back from a tarball the way a runtime reads it.
+func fakeBin(name, arch string) string { return "binary " + name + " for " + arch }
+
+// multiArch is two platforms of fake binaries.
+func multiArch(t *testing.T) []Platform {
+	return []Platform{{"amd64", fakeBins(t, "amd64")}, {"arm64", fakeBins(t, "arm64")}}
+}
+
+// archive is an OCI layout tarball read back the way a runtime reads it:
+// index.json names one image index, which holds an image per platform.
+type archive struct {
+	ref, refName string          // the index.json entry's annotations
+	media        types.MediaType // of the index.json entry
+	archs        []string        // platforms in the index's order
+	images       map[string]loaded
+}
+
+// loaded is one platform's image.
 type loaded struct {
-	ref    string
 	config *v1.ConfigFile
 	files  map[string]*tar.Header
 	data   map[string][]byte
 	media  types.MediaType
 }
 
-// load untars an OCI layout tarball and reads its single image.
-func load(t *testing.T, tarPath string) loaded {
+// load untars an OCI layout tarball and reads its index and every image.
+func load(t *testing.T, tarPath string) archive {
 	t.Helper()
 	dir := t.TempDir()
 	untar(t, tarPath, dir)
-	idx, err := layout.ImageIndexFromPath(dir)
+	top, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		t.Fatalf("%s is not an OCI image layout: %v", tarPath, err)
+	}
+	tm, err := top.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tm.Manifests) != 1 {
+		t.Fatalf("%s: %d manifests in index.json, want 1", tarPath, len(tm.Manifests))
+	}
+	desc := tm.Manifests[0]
+	a := archive{ref: desc.Annotations["io.containerd.image.name"], refName: desc.Annotations["org.opencontainers.image.ref.name"],
+		media: desc.MediaType, images: map[string]loaded{}}
+	if desc.MediaType != types.OCIImageIndex {
+		t.Fatalf("%s: index.json names a %s, want an OCI image index", tarPath, desc.MediaType)
+	}
+	idx, err := top.ImageIndex(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(im.Manifests) != 1 {
-		t.Fatalf("%s: %d manifests in index, want 1", tarPath, len(im.Manifests))
+	if im.MediaType != types.OCIImageIndex {
+		t.Errorf("%s: image index media type %q", tarPath, im.MediaType)
 	}
-	desc := im.Manifests[0]
-	img, err := idx.Image(desc.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := loaded{ref: desc.Annotations["io.containerd.image.name"], files: map[string]*tar.Header{}, data: map[string][]byte{}, media: desc.MediaType}
-	if l.config, err = img.ConfigFile(); err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, layer := range layers {
-		// Digest checks: the compressed blob and the diff ID in the config.
-		rc, err := layer.Uncompressed()
+	for _, d := range im.Manifests {
+		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture == "" {
+			t.Fatalf("%s: index entry %s has platform %+v, want linux/<arch>", tarPath, d.Digest, d.Platform)
+		}
+		arch := d.Platform.Architecture
+		if _, dup := a.images[arch]; dup {
+			t.Fatalf("%s: linux/%s twice in the index", tarPath, arch)
+		}
+		img, err := idx.Image(d.Digest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("layer: %v", err)
-			}
-			b, _ := io.ReadAll(tr)
-			l.files["/"+strings.TrimSuffix(h.Name, "/")] = h
-			l.data["/"+h.Name] = b
+		l := loaded{files: map[string]*tar.Header{}, data: map[string][]byte{}, media: d.MediaType}
+		if l.config, err = img.ConfigFile(); err != nil {
+			t.Fatal(err)
 		}
-		rc.Close()
+		if l.config.OS != "linux" || l.config.Architecture != arch {
+			t.Errorf("%s: the linux/%s entry's config says %s/%s", tarPath, arch, l.config.OS, l.config.Architecture)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, layer := range layers {
+			// Digest checks: the compressed blob and the diff ID in the config.
+			rc, err := layer.Uncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := tar.NewReader(rc)
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("layer: %v", err)
+				}
+				b, _ := io.ReadAll(tr)
+				l.files["/"+strings.TrimSuffix(h.Name, "/")] = h
+				l.data["/"+h.Name] = b
+			}
+			rc.Close()
+		}
+		a.archs = append(a.archs, arch)
+		a.images[arch] = l
 	}
-	return l
+	return a
 }
 
 func untar(t *testing.T, tarPath, dir string) {
@@ -128,8 +176,8 @@ func untar(t *testing.T, tarPath, dir string) {
 }
 
 func TestBuildLoads(t *testing.T) {
-	bin, out := fakeBins(t), t.TempDir()
-	o := Options{BinDir: bin, OutDir: out, Tag: "v9", Arch: "arm64", Created: time.Unix(1700000000, 0).UTC()}
+	out := t.TempDir()
+	o := Options{Platforms: multiArch(t), OutDir: out, Tag: "v9.8.7", Created: time.Unix(1700000000, 0).UTC()}
 	for _, s := range Specs {
 		t.Run(s.Name, func(t *testing.T) {
 			p, err := Build(s, o)
@@ -139,36 +187,41 @@ func TestBuildLoads(t *testing.T) {
 			if p != filepath.Join(out, s.Name+".tar") {
 				t.Errorf("tarball at %s", p)
 			}
-			l := load(t, p)
-			if l.ref != "ghcr.io/plexus-cni/"+s.Name+":v9" {
-				t.Errorf("image name annotation %q", l.ref)
+			a := load(t, p)
+			if a.ref != "ghcr.io/plexus-cni/"+s.Name+":v9.8.7" || a.refName != "v9.8.7" {
+				t.Errorf("image name annotations %q, %q", a.ref, a.refName)
 			}
-			if l.media != types.OCIManifestSchema1 {
-				t.Errorf("manifest media type %s, want OCI", l.media)
+			if strings.Join(a.archs, ",") != "amd64,arm64" {
+				t.Fatalf("index platforms %v, want amd64,arm64", a.archs)
 			}
-			c := l.config
-			if strings.Join(c.Config.Entrypoint, " ") != strings.Join(s.Entrypoint, " ") || c.OS != "linux" || c.Architecture != "arm64" ||
-				!c.Created.Time.Equal(o.Created) {
-				t.Errorf("config: entrypoint %v os %s arch %s created %v", c.Config.Entrypoint, c.OS, c.Architecture, c.Created)
-			}
-			if _, ok := l.files[s.Entrypoint[0]]; !ok {
-				t.Errorf("entrypoint %s not in the image (files %v)", s.Entrypoint[0], keys(l.files))
-			}
-			for _, f := range s.Files {
-				h, ok := l.files[f.Path]
-				if !ok {
-					t.Errorf("%s missing", f.Path)
-					continue
+			for _, arch := range a.archs {
+				l := a.images[arch]
+				if l.media != types.OCIManifestSchema1 {
+					t.Errorf("%s: manifest media type %s, want OCI", arch, l.media)
 				}
-				if h.Mode != 0o755 || h.Uid != 0 || !h.ModTime.Equal(o.Created) {
-					t.Errorf("%s: mode %o uid %d mtime %v", f.Path, h.Mode, h.Uid, h.ModTime)
+				c := l.config
+				if strings.Join(c.Config.Entrypoint, " ") != strings.Join(s.Entrypoint, " ") || !c.Created.Time.Equal(o.Created) {
+					t.Errorf("%s: config: entrypoint %v created %v", arch, c.Config.Entrypoint, c.Created)
 				}
-				if string(l.data[f.Path]) != "binary "+f.Bin {
-					t.Errorf("%s holds %q", f.Path, l.data[f.Path])
+				if _, ok := l.files[s.Entrypoint[0]]; !ok {
+					t.Errorf("%s: entrypoint %s not in the image (files %v)", arch, s.Entrypoint[0], keys(l.files))
 				}
-				for d := filepath.Dir(f.Path); d != "/"; d = filepath.Dir(d) {
-					if h, ok := l.files[d]; !ok || h.Typeflag != tar.TypeDir {
-						t.Errorf("parent dir %s of %s missing", d, f.Path)
+				for _, f := range s.Files {
+					h, ok := l.files[f.Path]
+					if !ok {
+						t.Errorf("%s: %s missing", arch, f.Path)
+						continue
+					}
+					if h.Mode != 0o755 || h.Uid != 0 || !h.ModTime.Equal(o.Created) {
+						t.Errorf("%s: %s: mode %o uid %d mtime %v", arch, f.Path, h.Mode, h.Uid, h.ModTime)
+					}
+					if got := string(l.data[f.Path]); got != fakeBin(f.Bin, arch) {
+						t.Errorf("%s: %s holds %q, want the %s binary", arch, f.Path, got, arch)
+					}
+					for d := filepath.Dir(f.Path); d != "/"; d = filepath.Dir(d) {
+						if h, ok := l.files[d]; !ok || h.Typeflag != tar.TypeDir {
+							t.Errorf("%s: parent dir %s of %s missing", arch, d, f.Path)
+						}
 					}
 				}
 			}
@@ -178,10 +231,10 @@ func TestBuildLoads(t *testing.T) {
 }
 
 func TestBuildIsReproducible(t *testing.T) {
-	bin := fakeBins(t)
+	platforms := multiArch(t)
 	sum := func() [32]byte {
 		out := t.TempDir()
-		p, err := Build(Specs[0], Options{BinDir: bin, OutDir: out, Tag: "latest", Arch: "amd64", Created: time.Unix(0, 0)})
+		p, err := Build(Specs[0], Options{Platforms: platforms, OutDir: out, Tag: "v1.0.0", Created: time.Unix(0, 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,17 +246,136 @@ func TestBuildIsReproducible(t *testing.T) {
 	}
 }
 
-func TestBuildMissingBinary(t *testing.T) {
-	bin, out := fakeBins(t), t.TempDir()
-	os.Remove(filepath.Join(bin, "sriov"))
-	_, err := Build(Specs[0], Options{BinDir: bin, OutDir: out, Tag: "latest", Arch: "amd64"})
-	if err == nil || !strings.Contains(err.Error(), "image plexus: sriov (run `make build`)") {
-		t.Fatalf("error %v, want it to name the binary", err)
+func TestBuildRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, p []Platform) []Platform
+		want  string
+	}{
+		{"missing binary", func(t *testing.T, p []Platform) []Platform {
+			os.Remove(filepath.Join(p[1].BinDir, "sriov"))
+			return p
+		}, "image plexus (linux/arm64): sriov (run `make images`)"},
+		{"binary of another arch", func(t *testing.T, p []Platform) []Platform {
+			os.WriteFile(filepath.Join(p[1].BinDir, "plexus"), elfFor(t, elf.EM_X86_64), 0o755)
+			return p
+		}, "plexus: built for EM_X86_64, not arm64: build it with GOARCH=arm64"},
+		{"platform twice", func(t *testing.T, p []Platform) []Platform {
+			return append(p, Platform{"amd64", p[1].BinDir})
+		}, "image plexus: platform linux/amd64 given twice"},
+		{"no platform", func(t *testing.T, p []Platform) []Platform { return nil }, "image plexus: no platform to build"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			_, err := Build(Specs[0], Options{Platforms: tc.setup(t, multiArch(t)), OutDir: out, Tag: "v1.0.0"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(out, "plexus.tar")); err == nil {
+				t.Error("a tarball was written despite the error")
+			}
+			assertNoTemp(t, out)
+		})
 	}
-	if _, err := os.Stat(filepath.Join(out, "plexus.tar")); err == nil {
-		t.Error("a tarball was written despite the error")
+}
+
+// elfFor is a minimal static ELF executable header for machine m.
+func elfFor(t *testing.T, m elf.Machine) []byte {
+	t.Helper()
+	h := elf.Header64{Type: uint16(elf.ET_EXEC), Machine: uint16(m), Version: uint32(elf.EV_CURRENT),
+		Ehsize: 64, Phentsize: 56, Shentsize: 64}
+	copy(h.Ident[:], elf.ELFMAG)
+	h.Ident[elf.EI_CLASS], h.Ident[elf.EI_DATA], h.Ident[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
+	var b bytes.Buffer
+	if err := binary.Write(&b, binary.LittleEndian, h); err != nil {
+		t.Fatal(err)
 	}
-	assertNoTemp(t, out)
+	if f, err := elf.NewFile(bytes.NewReader(b.Bytes())); err != nil || f.Machine != m {
+		t.Fatalf("test ELF does not parse: %v", err)
+	}
+	return b.Bytes()
+}
+
+func TestCheckBinaryAcceptsItsArch(t *testing.T) {
+	for arch, m := range elfMachine {
+		if err := checkBinary(elfFor(t, m), arch); err != nil {
+			t.Errorf("%s: %v", arch, err)
+		}
+	}
+}
+
+// release is the version the VERSION file names: the manifests' tag.
+func release(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestMakeImages: `make images` cross-compiles every command for each
+// architecture with the version stamped, and hack/images.sh tags the
+// images with that version and puts each architecture's binaries in.
+func TestMakeImages(t *testing.T) {
+	const version = "v9.8.7-test.1"
+	root := testutil.RepoRoot()
+	mk := exec.Command("make", "-n", "images", "VERSION="+version, "BIN=/b")
+	mk.Dir = root
+	mk.Env = append(os.Environ(), "MAKEFLAGS=")
+	out, err := mk.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n images: %v\n%s", err, out)
+	}
+	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "*", "main.go"))
+	if len(mains) < 4 {
+		t.Fatalf("commands: %v", mains)
+	}
+	lines := strings.Split(string(out), "\n")
+	has := func(parts ...string) bool {
+		for _, l := range lines {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(l, p)
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, m := range mains {
+			c := filepath.Base(filepath.Dir(m))
+			if !has("GOOS=linux GOARCH="+arch+" ", "-X main.version="+version+"'", " -o /b/linux_"+arch+"/"+c+" ./cmd/"+c) {
+				t.Errorf("make images does not build %s for %s with version %s:\n%s", c, arch, version, out)
+			}
+		}
+	}
+	if !has("IMAGE_TAG="+version+" hack/images.sh /b/images", " amd64=/b/linux_amd64", " arm64=/b/linux_arm64") {
+		t.Errorf("make images does not run hack/images.sh with both platforms and tag %s:\n%s", version, out)
+	}
+
+	// hack/images.sh as make runs it, on fake binaries.
+	p := multiArch(t)
+	dest := t.TempDir()
+	sh := exec.Command(filepath.Join(root, "hack/images.sh"), dest, "amd64="+p[0].BinDir, "arm64="+p[1].BinDir)
+	sh.Env = append(os.Environ(), "IMAGE_TAG="+version)
+	if b, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("hack/images.sh: %v\n%s", err, b)
+	}
+	for _, s := range Specs {
+		a := load(t, filepath.Join(dest, s.Name+".tar"))
+		if a.ref != s.Ref(version) || strings.Join(a.archs, ",") != "amd64,arm64" {
+			t.Errorf("%s: %s with %v, want %s with amd64,arm64", s.Name, a.ref, a.archs, s.Ref(version))
+		}
+		for _, arch := range a.archs {
+			f := s.Files[0]
+			if got := string(a.images[arch].data[f.Path]); got != fakeBin(f.Bin, arch) {
+				t.Errorf("%s linux/%s: %s holds %q", s.Name, arch, f.Path, got)
+			}
+		}
+	}
 }
 
 // TestSpecsMatchManifestsAndDockerfiles: the DaemonSets run these images'
@@ -214,8 +386,8 @@ func TestSpecsMatchManifestsAndDockerfiles(t *testing.T) {
 	for _, s := range Specs {
 		manifest := filepath.Join(root, "deployments", s.Name+".yaml")
 		c := daemonSetContainer(t, manifest)
-		if c.Image != s.Ref("latest") {
-			t.Errorf("%s runs image %s, want %s", manifest, c.Image, s.Ref("latest"))
+		if want := s.Ref(release(t)); c.Image != want {
+			t.Errorf("%s runs image %s, want %s (the VERSION file's release)", manifest, c.Image, want)
 		}
 		if strings.Join(c.Command, " ") != strings.Join(s.Entrypoint, " ") {
 			t.Errorf("%s: command %v, image entrypoint %v", manifest, c.Command, s.Entrypoint)
@@ -258,11 +430,11 @@ func TestRealPlexusImageInstalls(t *testing.T) {
 		testutil.Binary(t, f.Bin)
 	}
 	out := t.TempDir()
-	p, err := Build(Specs[0], Options{BinDir: testutil.BinDir(), OutDir: out, Tag: "latest", Arch: runtime.GOARCH})
+	p, err := Build(Specs[0], Options{Platforms: []Platform{{runtime.GOARCH, testutil.BinDir()}}, OutDir: out, Tag: "v1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := load(t, p)
+	l := load(t, p).images[runtime.GOARCH]
 	rootfs := t.TempDir()
 	for name, data := range l.data {
 		if strings.HasSuffix(name, "/") {
