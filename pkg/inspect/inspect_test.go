@@ -273,3 +273,21 @@ func TestNetNSState(t *testing.T) {
 		}
 	}
 }
+
+func TestUsageErrors(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pods"}, `unknown command "pods"`},
+		{[]string{"containers", "--dry-run"}, "--dry-run is a flag of gc"},
+		{[]string{"-o", "yaml"}, `-o "yaml": want table or json`},
+		{[]string{"vfs", "extra"}, `unexpected argument "extra"`},
+	} {
+		out, errOut, code := f.run(t, tc.args...)
+		if code != ExitUsage || out != "" || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errOut, ExitUsage, tc.want)
+		}
+	}
+}
