@@ -5,9 +5,11 @@ package deployments
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/plexus-cni/plexus/e2e/cluster"
+	"github.com/plexus-cni/plexus/pkg/install"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
 
@@ -69,7 +72,9 @@ func TestServerDryRun(t *testing.T) {
 }
 
 // TestPlexusRBAC: plexus's ServiceAccount may do exactly what an ADD needs
-// (the list in plexus.yaml), and not more.
+// (the list in plexus.yaml), and not more: pods/status is only patched
+// (pkg/k8s/status.go), NADs are got and listed, never watched
+// (pkg/k8s/nads.go), Events are core/v1 and only created.
 func TestPlexusRBAC(t *testing.T) {
 	cp := cluster.Shared(t)
 	as := "--as=system:serviceaccount:kube-system:plexus"
@@ -78,17 +83,17 @@ func TestPlexusRBAC(t *testing.T) {
 		want           string
 	}{
 		{"get", "pods", "yes"},
-		{"get", "pods/status", "yes"},
-		{"delete", "pods/status", "no"},
 		{"patch", "pods/status", "yes"},
-		{"update", "pods/status", "yes"},
+		{"get", "pods/status", "no"},
+		{"update", "pods/status", "no"},
+		{"delete", "pods/status", "no"},
 		{"get", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
 		{"list", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
-		{"watch", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
+		{"watch", "network-attachment-definitions.k8s.cni.cncf.io", "no"},
 		{"create", "events", "yes"},
-		{"patch", "events", "yes"},
-		{"create", "events.events.k8s.io", "yes"},
-		{"patch", "events.events.k8s.io", "yes"},
+		{"patch", "events", "no"},
+		{"create", "events.events.k8s.io", "no"},
+		{"patch", "events.events.k8s.io", "no"},
 		// Least privilege: nothing else.
 		{"list", "pods", "no"},
 		{"update", "pods", "no"},
@@ -116,24 +121,22 @@ func TestPlexusRBAC(t *testing.T) {
 }
 
 // TestDaemonSets checks what the apiserver does not: the properties the
-// DaemonSets must have to run on every node as the docs say.
+// DaemonSets must have to run on every node as the docs say, with the
+// host paths their containers use and no others (least privilege: plexus
+// itself reaches pod-resources and device-info from the host, not through
+// plexus-install's container; the device plugin never asks pod-resources).
 func TestDaemonSets(t *testing.T) {
-	for file, mounts := range map[string][]string{
-		"plexus.yaml": {"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus",
-			"/var/lib/kubelet/pod-resources", "/var/run/k8s.cni.cncf.io/devinfo"},
-		"sriov-device-plugin.yaml": {"/var/lib/kubelet/device-plugins", "/var/lib/kubelet/pod-resources",
-			"/var/run/k8s.cni.cncf.io/devinfo/dp", "/sys"},
+	for file, want := range map[string]struct{ mounts, not []string }{
+		"plexus.yaml": {
+			mounts: []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus"},
+			not:    []string{"/var/lib/kubelet/pod-resources", "/var/run/k8s.cni.cncf.io/devinfo"},
+		},
+		"sriov-device-plugin.yaml": {
+			mounts: []string{"/var/lib/kubelet/device-plugins", "/var/run/k8s.cni.cncf.io/devinfo/dp", "/sys"},
+			not:    []string{"/var/lib/kubelet/pod-resources"},
+		},
 	} {
-		var ds *daemonSet
-		for _, d := range documents(t, file) {
-			if d["kind"] == "DaemonSet" {
-				ds = &daemonSet{}
-				remarshal(t, d, ds)
-			}
-		}
-		if ds == nil {
-			t.Fatalf("%s: no DaemonSet", file)
-		}
+		ds := daemonSetOf(t, file)
 		s := ds.Spec.Template.Spec
 		if !s.HostNetwork || s.PriorityClassName != "system-node-critical" {
 			t.Errorf("%s: hostNetwork %v priorityClassName %q", file, s.HostNetwork, s.PriorityClassName)
@@ -147,10 +150,21 @@ func TestDaemonSets(t *testing.T) {
 				paths[v.HostPath.Path] = true
 			}
 		}
-		for _, m := range mounts {
+		for _, m := range want.mounts {
 			if !paths[m] {
 				t.Errorf("%s: no hostPath volume for %s", file, m)
 			}
+		}
+		for _, m := range want.not {
+			if paths[m] {
+				t.Errorf("%s: hostPath volume for %s, which nothing in the pod uses", file, m)
+			}
+		}
+		if len(paths) != len(want.mounts) {
+			t.Errorf("%s: hostPath volumes %v, want exactly %v", file, paths, want.mounts)
+		}
+		if s.SecurityContext.SeccompProfile.Type != "RuntimeDefault" {
+			t.Errorf("%s: pod seccompProfile %q, want RuntimeDefault", file, s.SecurityContext.SeccompProfile.Type)
 		}
 		c := s.Containers[0]
 		if c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" || c.Resources.Requests["cpu"] == "" {
@@ -224,6 +238,76 @@ func TestExampleNADs(t *testing.T) {
 	}
 }
 
+func daemonSetOf(t *testing.T, file string) *daemonSet {
+	t.Helper()
+	for _, d := range documents(t, file) {
+		if d["kind"] == "DaemonSet" {
+			ds := &daemonSet{}
+			remarshal(t, d, ds)
+			return ds
+		}
+	}
+	t.Fatalf("%s: no DaemonSet", file)
+	return nil
+}
+
+// TestPlexusRollout: the plexus DaemonSet rolls out without a window in
+// which a node runs without plexus, one node at a time, gated by a
+// readiness probe that asks plexus-install whether the config is
+// installed: plexus-install keeps its config on exit, the probe is
+// plexus-install --check with the marker file the installer writes, kept
+// in an emptyDir (per pod, so a new pod starts not ready), and nothing
+// reads a NODE_NAME the pod would be given.
+func TestPlexusRollout(t *testing.T) {
+	ds := daemonSetOf(t, "plexus.yaml")
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ds.Spec.UpdateStrategy.Type != "RollingUpdate" || ru == nil ||
+		string(ru.MaxUnavailable) != "1" || string(ru.MaxSurge) != "0" {
+		t.Errorf("updateStrategy %+v, want RollingUpdate maxUnavailable 1 maxSurge 0", ds.Spec.UpdateStrategy)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	if len(c.Command) != 1 {
+		t.Fatalf("command %v, want plexus-install alone (flags in args)", c.Command)
+	}
+	cfg, _, err := install.ParseFlags(c.Args, io.Discard)
+	if err != nil {
+		t.Fatalf("plexus-install refuses the DaemonSet's args: %v", err)
+	}
+	if !cfg.KeepConfig {
+		t.Error("plexus-install removes its config on exit: a rolling update leaves the node without plexus")
+	}
+	if cfg.ReadyFile == "" {
+		t.Fatal("plexus-install writes no readiness marker")
+	}
+	p := c.ReadinessProbe
+	if p == nil || p.Exec == nil || len(p.Exec.Command) < 2 || p.Exec.Command[0] != c.Command[0] {
+		t.Fatalf("readinessProbe %+v, want an exec of %v --check", p, c.Command)
+	}
+	probe, _, err := install.ParseFlags(p.Exec.Command[1:], io.Discard)
+	if err != nil {
+		t.Fatalf("plexus-install refuses the probe's args: %v", err)
+	}
+	if !slices.Contains(p.Exec.Command, "--check") || probe.ReadyFile != cfg.ReadyFile {
+		t.Errorf("probe %v: want --check of the installer's ready file %s", p.Exec.Command, cfg.ReadyFile)
+	}
+	emptyDirs := map[string]bool{}
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		emptyDirs[v.Name] = v.EmptyDir != nil
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		mounted = mounted || (filepath.Dir(cfg.ReadyFile) == m.MountPath && emptyDirs[m.Name])
+	}
+	if !mounted {
+		t.Errorf("ready file %s: its directory is not an emptyDir mount (the root filesystem is read-only; a hostPath would outlive the pod)", cfg.ReadyFile)
+	}
+	for _, e := range c.Env {
+		if e.Name == "NODE_NAME" {
+			t.Error("env NODE_NAME: neither plexus-install nor plexus reads it")
+		}
+	}
+}
+
 var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
 
 func documents(t *testing.T, path string) []map[string]any {
@@ -261,22 +345,50 @@ func remarshal(t *testing.T, in, out any) {
 
 type daemonSet struct {
 	Spec struct {
+		UpdateStrategy struct {
+			Type          string `json:"type"`
+			RollingUpdate *struct {
+				MaxUnavailable json.RawMessage `json:"maxUnavailable"`
+				MaxSurge       json.RawMessage `json:"maxSurge"`
+			} `json:"rollingUpdate"`
+		} `json:"updateStrategy"`
 		Template struct {
 			Spec struct {
 				HostNetwork       bool   `json:"hostNetwork"`
 				PriorityClassName string `json:"priorityClassName"`
-				Tolerations       []struct {
+				SecurityContext   struct {
+					SeccompProfile struct {
+						Type string `json:"type"`
+					} `json:"seccompProfile"`
+				} `json:"securityContext"`
+				Tolerations []struct {
 					Key, Operator string
 				} `json:"tolerations"`
 				Containers []struct {
-					Image           string `json:"image"`
-					ImagePullPolicy string `json:"imagePullPolicy"`
-					Resources       struct {
+					Image           string   `json:"image"`
+					ImagePullPolicy string   `json:"imagePullPolicy"`
+					Command         []string `json:"command"`
+					Args            []string `json:"args"`
+					Env             []struct {
+						Name string `json:"name"`
+					} `json:"env"`
+					ReadinessProbe *struct {
+						Exec *struct {
+							Command []string `json:"command"`
+						} `json:"exec"`
+					} `json:"readinessProbe"`
+					VolumeMounts []struct {
+						Name      string `json:"name"`
+						MountPath string `json:"mountPath"`
+					} `json:"volumeMounts"`
+					Resources struct {
 						Requests map[string]string `json:"requests"`
 						Limits   map[string]string `json:"limits"`
 					} `json:"resources"`
 				} `json:"containers"`
 				Volumes []struct {
+					Name     string    `json:"name"`
+					EmptyDir *struct{} `json:"emptyDir"`
 					HostPath *struct {
 						Path string `json:"path"`
 					} `json:"hostPath"`
