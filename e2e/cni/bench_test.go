@@ -47,8 +47,13 @@ func BenchmarkAddDel(b *testing.B) {
 				lists = append(lists, mustList(b, e.BridgeConf(fmt.Sprintf("net-%d", i), e.Name(fmt.Sprintf("b%d", i)), i)))
 			}
 			direct := libcni.NewCNIConfigWithCacheDir([]string{e.BinDir}, b.TempDir(), nil)
-			var plexAdd, plexDel, dirAdd, dirDel []time.Duration
+			var plexAdd, plexDel, dirAdd, dirDel, baseAdd []time.Duration
 			var rss int64
+			// PLEXUS_BENCH_BASELINE names another plexus binary (e.g. the
+			// previous design, built from an older commit) timed in the
+			// same run, for a ratio that does not depend on the machine.
+			baseline := os.Getenv("PLEXUS_BENCH_BASELINE")
+			current := e.PlexusBin
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				p := e.NewPod(fmt.Sprintf("p%d", i), nets)
@@ -59,6 +64,14 @@ func BenchmarkAddDel(b *testing.B) {
 				}
 				d, _ = runPlexus(b, e, "DEL", p, conf)
 				plexDel = append(plexDel, d)
+				if baseline != "" {
+					q := e.NewPod(fmt.Sprintf("q%d", i), nets)
+					e.PlexusBin = baseline
+					d, _ = runPlexus(b, e, "ADD", q, conf)
+					baseAdd = append(baseAdd, d)
+					runPlexus(b, e, "DEL", q, conf)
+					e.PlexusBin = current
+				}
 
 				rt := e.RT(p)
 				start := time.Now()
@@ -90,6 +103,10 @@ func BenchmarkAddDel(b *testing.B) {
 			b.ReportMetric(ms(median(plexAdd)-median(dirAdd)), "ms/add-overhead")
 			b.ReportMetric(ms(median(plexDel)-median(dirDel)), "ms/del-overhead")
 			b.ReportMetric(float64(rss)/1024, "MiB/peak-rss-with-delegates")
+			if len(baseAdd) > 0 {
+				b.ReportMetric(ms(median(baseAdd)), "ms/baseline-add")
+				b.ReportMetric(float64(median(plexAdd))/float64(median(baseAdd)), "plexus/baseline-add")
+			}
 		})
 	}
 }

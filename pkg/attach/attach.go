@@ -128,13 +128,19 @@ func (e *Attacher) runDelegates(ctx context.Context, entry *podnet.Entry) ([]typ
 		}
 		results[i] = res
 		a.Added = true
-		if a.Result, err = json.Marshal(res); err == nil {
-			err = e.Cache.Save(entry)
-		}
-		if err != nil {
+		if a.Result, err = json.Marshal(res); err != nil {
 			e.rollback(ctx, entry, i+1)
 			return nil, fmt.Errorf("network %q: recording result: %v", a.Network, err)
 		}
+	}
+	// The results are recorded once, after the last delegate: a crash-safe
+	// write costs an fsync of the file and of its directory, and the intent
+	// written before the first delegate already names every attachment a
+	// DEL must undo (DEL needs no result), so per-delegate writes would buy
+	// nothing but N fsyncs on every ADD.
+	if err := e.Cache.Save(entry); err != nil {
+		e.rollback(ctx, entry, len(entry.Attachments))
+		return nil, fmt.Errorf("recording results: %v", err)
 	}
 	return results, nil
 }
