@@ -254,3 +254,28 @@ func TestStatusAsksEveryNetwork(t *testing.T) {
 		t.Fatalf("STATUS with a defaultNetwork not ready: %v", err)
 	}
 }
+
+// A DEL without a cache entry (rebuilt from the pod's networks) that keeps
+// failing has the same way out: its attempts are recorded and counted.
+func TestDelWayOutWithoutCacheEntry(t *testing.T) {
+	e := cnienv.New(t)
+	e.WritePrimary()
+	tp := testPlugin(t)
+	e.WriteNAD("default", "stuck", fmt.Sprintf(`{"cniVersion":"1.1.0","name":"stuck","type":%q,"failDel":true}`, tp))
+	p := e.NewPod("pod", "stuck") // never ADDed: DEL rebuilds the list
+	for i := 1; i <= 2; i++ {
+		err := e.Del(p)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("attempt %d of 3", i)) {
+			t.Fatalf("DEL %d: %v", i, err)
+		}
+	}
+	if err := e.Del(p); err != nil {
+		t.Fatalf("DEL 3 (giving up): %v\n%s", err, e.Log())
+	}
+	if c := e.CacheEntries(); len(c) != 0 {
+		t.Errorf("cache entries left: %v", c)
+	}
+	if _, err := os.Stat(filepath.Join(e.CNIDir, "leaked", p.ContainerID+".json")); err != nil {
+		t.Errorf("no leak record: %v", err)
+	}
+}

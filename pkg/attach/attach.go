@@ -179,7 +179,6 @@ func (e *Attacher) del(ctx context.Context, req *podnet.Request, rebuild Rebuild
 	if err != nil {
 		e.Log.Warn("cache entry unreadable; rebuilding from the pod", "err", err)
 	}
-	cached := entry != nil
 	var multusCache string
 	if entry == nil {
 		entry, multusCache, err = e.multusEntry(req)
@@ -195,6 +194,9 @@ func (e *Attacher) del(ctx context.Context, req *podnet.Request, rebuild Rebuild
 	}
 	if entry == nil {
 		return nil
+	}
+	if entry.PodName == "" {
+		entry.PodNamespace, entry.PodName, entry.PodUID = req.Pod.Namespace, req.Pod.Name, req.Pod.UID
 	}
 	if req.NetNS != "" {
 		entry.NetNS = req.NetNS
@@ -217,9 +219,8 @@ func (e *Attacher) del(ctx context.Context, req *podnet.Request, rebuild Rebuild
 	}
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
-		if !cached {
-			return fmt.Errorf("pod %s: DEL: %w", req.Pod, err)
-		}
+		// An entry rebuilt from the pod or read from Multus's cache is
+		// recorded too, so that its attempts count toward the way out.
 		entry.DelAttempts++
 		entry.LastDelError = err.Error()
 		entry.Incomplete = true
@@ -230,6 +231,11 @@ func (e *Attacher) del(ctx context.Context, req *podnet.Request, rebuild Rebuild
 			return fmt.Errorf("pod %s: DEL (attempt %d of %d): %w", req.Pod, entry.DelAttempts, MaxDelAttempts, err)
 		}
 		e.giveUp(ctx, entry, err)
+	}
+	if multusCache == "" && e.MultusCacheDir != "" && req.ContainerID != "" {
+		// A Multus entry whose first DEL failed was recorded in plexus's
+		// cache; its file goes once the DEL succeeds.
+		multusCache = filepath.Join(e.MultusCacheDir, filepath.Base(req.ContainerID))
 	}
 	if multusCache != "" {
 		if err := os.Remove(multusCache); err != nil && !errors.Is(err, os.ErrNotExist) {
