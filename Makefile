@@ -3,8 +3,9 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-CMDS := plexus sriov sriov-device-plugin plexus-install plexusctl
+CMDS := plexus sriov passthru sriov-device-plugin plexus-install plexusctl
 CNI_PLUGINS_VERSION := v1.9.1
+WHEREABOUTS_VERSION := v0.9.2
 GOTEST_TIMEOUT ?= 45m
 # Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
 TEST_PREREQS := deps build cni-plugins k8s
@@ -43,6 +44,7 @@ deps:
 
 cni-plugins:
 	@CNI_PLUGINS_VERSION=$(CNI_PLUGINS_VERSION) hack/cni-plugins.sh $(BIN)/cni
+	@WHEREABOUTS_VERSION=$(WHEREABOUTS_VERSION) hack/whereabouts.sh $(BIN)/cni
 
 vet:
 	$(GO) vet ./...

@@ -15,6 +15,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 
+	"github.com/plexus-cni/plexus/pkg/testutil"
 	"github.com/plexus-cni/plexus/pkg/testutil/cnienv"
 )
 
@@ -136,4 +137,40 @@ func TestDelFromMultusCache(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.Dir, "multus", p.ContainerID)); !os.IsNotExist(err) {
 		t.Errorf("Multus's cache file left: %v", err)
 	}
+}
+
+// Multus's auxiliaryCNIChainName: after every other attachment, a chain of
+// plexus's own passthru plus the .conf files in <dir of clusterNetwork>/<name>/
+// runs as the next netN (here portmap, which passes the result through).
+func TestAuxiliaryChain(t *testing.T) {
+	e := cnienv.New(t)
+	e.WritePrimary()
+	testutil.BuildBinary(t, "passthru") // next to plexus: in the runtime's CNI_PATH
+	nets := bridgeNADs(e, 1)
+	os.MkdirAll(filepath.Join(e.ConfDir, "aux"), 0o755)
+	e.WriteFile(filepath.Join(e.ConfDir, "aux", "10-portmap.conf"), `{"cniVersion":"1.1.0","name":"pm","type":"portmap","capabilities":{"portMappings":true}}`)
+	e.Extra = map[string]any{"auxiliaryCNIChainName": "aux"}
+	p := e.NewPod("pod", nets)
+	if _, err := e.Add(p); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, e.Log())
+	}
+	b, err := os.ReadFile(filepath.Join(e.CNIDir, "containers", p.ContainerID, "intent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry struct {
+		Attachments []struct {
+			Network, IfName string
+			Added           bool
+		} `json:"attachments"`
+	}
+	json.Unmarshal(b, &entry)
+	last := entry.Attachments[len(entry.Attachments)-1]
+	if len(entry.Attachments) != 3 || last.Network != "aux" || last.IfName != "net2" || !last.Added {
+		t.Fatalf("attachments %+v: want the auxiliary chain \"aux\" last, as net2", entry.Attachments)
+	}
+	if err := e.Del(p); err != nil {
+		t.Fatal(err)
+	}
+	e.AssertClean(p)
 }

@@ -57,6 +57,7 @@ var Specs = []Spec{
 			{"plexus-install", "/usr/bin/plexus-install"},
 			{"plexus", "/usr/lib/plexus/plexus"},
 			{"sriov", "/usr/lib/plexus/sriov"},
+			{"passthru", "/usr/lib/plexus/passthru"},
 		},
 	},
 	{

@@ -398,7 +398,7 @@ func TestSpecsMatchManifestsAndDockerfiles(t *testing.T) {
 		}
 		for _, a := range c.Args {
 			if dir, ok := strings.CutPrefix(a, "--source-dir="); ok {
-				for _, b := range []string{"plexus", "sriov"} {
+				for _, b := range []string{"plexus", "sriov", "passthru"} {
 					if !paths[dir+"/"+b] {
 						t.Errorf("%s: --source-dir %s has no %s in the image", manifest, dir, b)
 					}
@@ -457,7 +457,7 @@ func TestRealPlexusImageInstalls(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("image's plexus-install: %v\n%s", err, b)
 	}
-	for _, b := range []string{"plexus", "sriov"} {
+	for _, b := range []string{"plexus", "sriov", "passthru"} {
 		got, err := os.ReadFile(filepath.Join(host, "opt/cni/bin", b))
 		if err != nil {
 			t.Fatal(err)

@@ -22,7 +22,7 @@ const (
 	DefaultConfName          = "00-plexus.conflist"
 	DefaultKubeconfig        = "/etc/cni/net.d/plexus.d/plexus.kubeconfig"
 	DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
-	DefaultBinaries          = "plexus,sriov"
+	DefaultBinaries          = "plexus,sriov,passthru"
 	DefaultWaitTimeout       = 10 * time.Minute
 )
 

@@ -17,7 +17,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if cfg.CNIBinDir != "/opt/cni/bin" || cfg.CNIConfDir != "/etc/cni/net.d" || cfg.CNIDir != "/var/lib/cni/plexus" ||
 		cfg.ConfName != "00-plexus.conflist" || cfg.Kubeconfig != "/etc/cni/net.d/plexus.d/plexus.kubeconfig" ||
 		cfg.ServiceAccountDir != "/var/run/secrets/kubernetes.io/serviceaccount" || cfg.APIServer != "https://[fd00::1]:443" ||
-		strings.Join(cfg.Binaries, ",") != "plexus,sriov" || cfg.WaitTimeout != 10*time.Minute || cfg.PollInterval != time.Second ||
+		strings.Join(cfg.Binaries, ",") != "plexus,sriov,passthru" || cfg.WaitTimeout != 10*time.Minute || cfg.PollInterval != time.Second ||
 		!cfg.KeepConfig || cfg.ReadyFile != "/run/plexus-install/ready" || cfg.Once || level.String() != "INFO" {
 		t.Errorf("defaults: %+v level %v", cfg, level)
 	}
