@@ -28,6 +28,8 @@ type Env struct {
 	NodeName   string // pin pods to this node ("" = let the scheduler choose)
 	// MacvlanMaster is the node interface macvlan networks sit on.
 	MacvlanMaster string
+	// Whereabouts: how the cluster's whereabouts IPAM is set up.
+	Whereabouts WhereaboutsEnv
 	// Node reaches the nodes' host side, for what a deleted pod may leave
 	// there and for static pods. nil: those checks are skipped.
 	Node Node

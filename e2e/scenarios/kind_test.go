@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -59,7 +60,9 @@ func RunAll(t *testing.T, e *Env) {
 	})
 	for _, s := range All {
 		t.Run(s.Name, func(t *testing.T) {
-			if err := s.Run(ctx, e); err != nil {
+			if err := s.Run(ctx, e); errors.Is(err, ErrSkipped) {
+				t.Skip(err)
+			} else if err != nil {
 				t.Fatal(err)
 			}
 		})

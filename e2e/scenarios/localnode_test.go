@@ -16,6 +16,8 @@ import (
 type localNode struct {
 	env      *Env
 	cacheDir string
+	// binDir and confDir are the node's CNI dirs (for PlexusGC).
+	binDir, confDir string
 }
 
 // Leftovers: host-local leases under /var/lib/cni/networks/<network>,

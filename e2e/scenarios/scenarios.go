@@ -19,6 +19,7 @@ var All = []Scenario{
 	{"macvlan-and-bridge", MacvlanAndBridge},
 	{"static-ip-and-mac", StaticIPAndMAC},
 	{"unknown-network", UnknownNetwork},
+	{"whereabouts", Whereabouts},
 	// Multus's own e2e (multus.go).
 	{"multus-simple-pod", MultusSimplePod},
 	{"multus-simple-macvlan1", MultusSimpleMacvlan1},
