@@ -8,7 +8,7 @@ CNI_PLUGINS_VERSION := v1.9.1
 WHEREABOUTS_VERSION := v0.9.2
 GOTEST_TIMEOUT ?= 45m
 # Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
-TEST_PREREQS := deps build cni-plugins k8s
+TEST_PREREQS := deps build cni-plugins k8s flannel
 export CGO_ENABLED := 0
 # One version for every binary (--version) and image tag. Default: the tag
 # git describes (v0.2.0, v0.2.0-3-gabc1234-dirty); before the first tag, the
@@ -78,6 +78,12 @@ clean:
 
 # ---- Local Kubernetes (etcd, kube-apiserver, kubelet, containerd) ----------
 .PHONY: k8s cluster-up cluster-down
+# flanneld, the real overlay e2e/scenarios runs as the node's primary
+# (built once from the Go module proxy, cached in bin/flannel).
+.PHONY: flannel
+flannel:
+	@hack/flannel.sh $(BIN)/flannel
+
 k8s: deps
 	@hack/k8s-bins.sh $(BIN)/k8s
 
