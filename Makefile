@@ -42,8 +42,15 @@ build:
 deps:
 	@hack/deps.sh
 
-cni-plugins:
+cni-plugins: reference-plugins whereabouts
+
+# The reference CNI plugins: all the demo needs.
+.PHONY: reference-plugins whereabouts
+reference-plugins:
 	@CNI_PLUGINS_VERSION=$(CNI_PLUGINS_VERSION) hack/cni-plugins.sh $(BIN)/cni
+
+# whereabouts, the cluster-wide IPAM e2e/scenarios runs on the local node.
+whereabouts:
 	@WHEREABOUTS_VERSION=$(WHEREABOUTS_VERSION) hack/whereabouts.sh $(BIN)/cni
 
 vet:
@@ -64,7 +71,10 @@ test: $(TEST_PREREQS)
 unit:
 	$(GO) test -count=1 ./...
 
-demo: deps build cni-plugins
+# The demo installs only what it needs: iproute2 and ping, the binaries,
+# the reference plugins.
+demo: build reference-plugins
+	@hack/deps.sh --demo
 	@hack/demo.sh
 
 bench: deps build cni-plugins

@@ -16,12 +16,18 @@
 # - Nothing is killed.
 #
 #   hack/deps.sh                      install what is missing
+#   hack/deps.sh --demo               only what `make demo` needs (ip, ping)
 #   hack/deps.sh --dry-run [pkg...]   print what it would do, change nothing;
 #                                     the packages named are taken as missing
 set -euo pipefail
 
 dry_run=0
+demo=0
 pretend=()
+if [ "${1:-}" = --demo ]; then
+  demo=1
+  shift
+fi
 if [ "${1:-}" = --dry-run ]; then
   dry_run=1
   shift
@@ -51,6 +57,7 @@ missing_packages() {
   have() { command -v "$1" >/dev/null 2>&1; }
   have ip || echo iproute2
   have ping || echo iputils-ping
+  [ $demo = 1 ] && return 0
   have openssl || echo openssl
   have etcd || [ -x /usr/bin/etcd ] || echo etcd-server
   have containerd || echo containerd
