@@ -16,5 +16,5 @@ func main() {
 		fmt.Println("sriov", version)
 		return
 	}
-	cni.Run(cni.New())
+	cni.Run(cni.New(), version)
 }

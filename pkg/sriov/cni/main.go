@@ -19,10 +19,11 @@ func New() *Plugin {
 	return &Plugin{PF: pf.Netlink{}, Sysfs: sysfs.Reader{Root: "/"}, DeviceInfoDir: DefaultDeviceInfoDir}
 }
 
-// Run is the body of a sriov binary's main: skel dispatches the CNI command.
-func Run(p *Plugin) {
+// Run is the body of a sriov binary's main: skel dispatches the CNI command
+// (buildVersion goes into the "about" line skel prints without one).
+func Run(p *Plugin, buildVersion string) {
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.CmdAdd, Del: p.Del, Check: p.Check, Status: p.CmdStatus, GC: p.CmdGC},
-		version.PluginSupports(SupportedVersions...), "sriov: SR-IOV VF CNI plugin (plexus)")
+		version.PluginSupports(SupportedVersions...), "sriov: SR-IOV VF CNI plugin (plexus) "+buildVersion)
 }
 
 // CmdAdd is skel's ADD: it prints the result.

@@ -23,7 +23,7 @@ func main() {
 		_ = types.NewError(types.ErrInternal, "sriov (test binary)", err.Error()).Print()
 		os.Exit(1)
 	}
-	cni.Run(p)
+	cni.Run(p, "test")
 }
 
 func wire(p *cni.Plugin) error {
