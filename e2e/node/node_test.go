@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,11 @@ func setup(t *testing.T) *world {
 		t.Fatal(worldErr)
 	}
 	theWorld.node = cluster.SharedNode(t, cluster.NodeOptions{CNIBinDir: theWorld.binDir, CNIConfDir: filepath.Join(baseDir, "net.d")})
+	// The world was built before this process held the node; the uplink
+	// (a host link) is checked again now that it does.
+	if err := ensureUplink(); err != nil {
+		t.Fatal(err)
+	}
 	// The kubelet's pod-resources socket is known once it runs; plexus reads
 	// its config on every exec.
 	confPath := filepath.Join(baseDir, "net.d", "00-plexus.conflist")
@@ -151,13 +157,8 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 		}
 		os.RemoveAll(baseDir)
 	})
-	netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}})
-	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}, PeerName: uplink + "p"}); err != nil {
-		return nil, fmt.Errorf("uplink: %v", err)
-	}
-	for _, n := range []string{uplink, uplink + "p"} {
-		l, _ := netlink.LinkByName(n)
-		netlink.LinkSetUp(l)
+	if err := ensureUplink(); err != nil {
+		return nil, err
 	}
 	// The primary network, outside containerd's conf dir, as plexus-install lays it out.
 	primary := filepath.Join(baseDir, "primary", "10-bridge.conflist")
@@ -548,4 +549,25 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// ensureUplink makes the macvlan master (a veth pair, both ends up) exist.
+func ensureUplink() error {
+	if l, err := netlink.LinkByName(uplink); err == nil && l.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}})
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}, PeerName: uplink + "p"}); err != nil {
+		return fmt.Errorf("uplink: %v", err)
+	}
+	for _, n := range []string{uplink, uplink + "p"} {
+		l, err := netlink.LinkByName(n)
+		if err != nil {
+			return fmt.Errorf("uplink: %v", err)
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return fmt.Errorf("uplink %s up: %v", n, err)
+		}
+	}
+	return nil
 }
