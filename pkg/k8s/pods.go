@@ -38,19 +38,34 @@ func (s PodSource) Pod(ctx context.Context, ref podnet.PodRef) (*podnet.Pod, err
 	if err != nil {
 		return nil, err
 	}
-	if ref.UID != "" && string(pod.UID) != ref.UID && !isMirrorPod(pod) {
-		return nil, fmt.Errorf("UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
-			pod.UID, ref.UID)
+	if err := CheckUID(pod, ref); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	c.nodes[ref.String()] = pod.Spec.NodeName
 	c.mu.Unlock()
+	return PodFromAPI(pod), nil
+}
+
+// CheckUID fails when ref names a UID and pod has another one, unless pod is
+// a mirror (static) pod, whose API UID differs from the runtime's.
+func CheckUID(pod *corev1.Pod, ref podnet.PodRef) error {
+	if ref.UID != "" && string(pod.UID) != ref.UID && !isMirrorPod(pod) {
+		return fmt.Errorf("UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
+			pod.UID, ref.UID)
+	}
+	return nil
+}
+
+// PodFromAPI is what plexus keeps of an API pod: every source of pods (a
+// GET here, plexusd's informer) converts with it.
+func PodFromAPI(pod *corev1.Pod) *podnet.Pod {
 	return &podnet.Pod{
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
 		UID:         string(pod.UID),
 		Annotations: pod.Annotations,
-	}, nil
+	}
 }
 
 // getPodWaiting GETs the pod, retrying transient errors, and polls with
