@@ -3,6 +3,10 @@
 #   kube-apiserver, kubelet, kubectl  built from k8s.io/kubernetes@$K8S_VERSION through the
 #                                     scratch module in hack/k8s-build/ (its go.mod is generated
 #                                     from kubernetes' own staging replaces when missing)
+#   kube-scheduler, kube-controller-manager
+#                                     the same way, a group of their own (cached apart, so a
+#                                     tree that has the first three only links these two); the
+#                                     harness starts them only for tests that ask (DRA allocation)
 #   containerd, containerd-shim-runc-v2, ctr  built from containerd $CONTAINERD_VERSION
 #                                     (falls back to Debian's containerd when that build fails)
 #   etcd, runc                        linked from the Debian packages (hack/deps.sh installs them)
@@ -48,10 +52,11 @@ k8s_gomod() {
   } >"$mod/go.mod"
 }
 
-build_kubernetes() {
-  local bins=(kube-apiserver kubelet kubectl)
-  stamp_ok kubernetes "$K8S_VERSION" "${bins[@]}" && return 0
-  echo "k8s-bins: building kube-apiserver, kubelet, kubectl $K8S_VERSION (cold: ~6 min, ~2.4 GB RAM)"
+build_kubernetes() { # group binaries...
+  local group=$1; shift
+  local bins=("$@")
+  stamp_ok "$group" "$K8S_VERSION" "${bins[@]}" && return 0
+  echo "k8s-bins: building ${bins[*]} $K8S_VERSION (cold: ~6 min for all, ~2.4 GB RAM)"
   mkdir -p "$mod"
   if ! grep -q "k8s.io/kubernetes $K8S_VERSION" "$mod/go.mod" 2>/dev/null; then
     echo 'module plexus.local/k8s-build' >"$mod/go.mod"
@@ -68,7 +73,7 @@ build_kubernetes() {
   ld+=" -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
   ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
   (cd "$mod" && go build -trimpath -ldflags "$ld" -o "$dest/" "${pkgs[@]}")
-  echo "$K8S_VERSION" >"$dest/.kubernetes.version"
+  echo "$K8S_VERSION" >"$dest/.$group.version"
 }
 
 build_containerd() {
@@ -101,4 +106,5 @@ link_system() { # etcd and runc from Debian
 
 link_system
 build_containerd
-build_kubernetes
+build_kubernetes kubernetes kube-apiserver kubelet kubectl
+build_kubernetes controllers kube-scheduler kube-controller-manager

@@ -87,6 +87,8 @@ type ControlPlane struct {
 	mu    sync.Mutex
 	etcd  *process
 	api   *process
+	// kube-scheduler and kube-controller-manager, when StartControllers ran.
+	sched, kcm *process
 }
 
 // cpState is what Stop needs, persisted in Dir/state.json so that another
@@ -425,7 +427,7 @@ func (c *ControlPlane) Stop() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
-	for _, p := range []*process{c.api, c.etcd} {
+	for _, p := range []*process{c.sched, c.kcm, c.api, c.etcd} {
 		if p != nil {
 			if err := p.stop(stopGrace); err != nil {
 				errs = append(errs, err)
@@ -449,7 +451,7 @@ func (c *ControlPlane) LogTails() string { return c.logTails() }
 
 func (c *ControlPlane) logTails() string {
 	var b strings.Builder
-	for _, n := range []string{"etcd.log", "kube-apiserver.log"} {
+	for _, n := range []string{"etcd.log", "kube-apiserver.log", "kube-scheduler.log", "kube-controller-manager.log"} {
 		if _, err := os.Stat(filepath.Join(c.Dir, n)); err == nil {
 			b.WriteString(tail(filepath.Join(c.Dir, n), 25))
 			b.WriteString("\n")
@@ -460,7 +462,7 @@ func (c *ControlPlane) logTails() string {
 
 func (c *ControlPlane) writeState() error {
 	c.state.Processes = nil
-	for _, p := range []*process{c.etcd, c.api} {
+	for _, p := range []*process{c.etcd, c.api, c.sched, c.kcm} {
 		if p != nil {
 			c.state.Processes = append(c.state.Processes, p)
 		}
@@ -493,6 +495,10 @@ func AttachControlPlane(dir string) (*ControlPlane, error) {
 			c.etcd = p
 		case "kube-apiserver":
 			c.api = p
+		case "kube-scheduler":
+			c.sched = p
+		case "kube-controller-manager":
+			c.kcm = p
 		}
 	}
 	return c, nil
