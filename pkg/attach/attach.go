@@ -22,6 +22,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 )
@@ -392,5 +393,20 @@ func (g *gcLists) add(entry *podnet.Entry, valid bool) {
 		if valid {
 			d.valid = append(d.valid, types.GCAttachment{ContainerID: entry.ContainerID, IfName: a.IfName})
 		}
+	}
+}
+
+// ForConfig is the Attacher of plexus's config c: delegates are looked up
+// in binDir, then in cniPath (CNI_PATH).
+func ForConfig(c *config.Conf, log *slog.Logger, cniPath string) *Attacher {
+	path := []string{c.BinDir}
+	for _, p := range filepath.SplitList(cniPath) {
+		if p != "" && p != c.BinDir {
+			path = append(path, p)
+		}
+	}
+	return &Attacher{
+		Cache: cache.Store{Dir: c.CNIDir}, Runner: delegate.NewRunner(path, filepath.Join(c.CNIDir, "results")), Log: log,
+		CNIVersion: c.CNIVersion, DeviceInfoDir: c.DeviceInfoDir, MultusCacheDir: c.MultusCacheDir,
 	}
 }

@@ -28,6 +28,9 @@ const (
 	DefaultMultusCacheDir   = "/var/lib/cni/multus"
 	DefaultReadinessTimeout = 30 // seconds
 	DefaultGlobalNamespaces = "default"
+	// DefaultDaemonTimeout (ms) bounds the shim's wait for plexusd's
+	// answer before it runs the thin path itself.
+	DefaultDaemonTimeout = 2000
 )
 
 // Conf is plexus's configuration (the plugin entry of its conflist, as the
@@ -81,6 +84,13 @@ type Conf struct {
 	// DelegatePolicy limits the plugin types a NAD may use; see TypeAllowed.
 	DelegatePolicy *DelegatePolicy `json:"delegatePolicy,omitempty"`
 
+	// DaemonSocket is plexusd's unix socket (the daemon deployment). When
+	// set, the plexus shim asks plexusd to resolve and publish, and runs the
+	// thin path in full when plexusd does not answer within DaemonTimeout
+	// milliseconds. Empty: the thin deployment.
+	DaemonSocket  string `json:"daemonSocket,omitempty"`
+	DaemonTimeout int    `json:"daemonTimeout,omitempty"` // milliseconds
+
 	// Set by the runtime.
 	RuntimeConfig    map[string]json.RawMessage `json:"runtimeConfig,omitempty"`
 	PrevResult       json.RawMessage            `json:"prevResult,omitempty"`
@@ -108,13 +118,13 @@ var unsupportedKeys = map[string]string{
 	"multusMasterCNI":     `use plexus-install --primary-config (or key "clusterNetwork") instead`,
 	"forceCNIVersion":     `use key "cniVersion" instead (plexus-install copies the primary's)`,
 	"overrideNetworkName": `use key "name" instead`,
-	"daemonSocketDir":     `plexus has no daemon socket; remove the key`,
-	"socketDir":           `plexus has no daemon socket; remove the key`,
+	"daemonSocketDir":     `use key "daemonSocket" (the path of plexusd's socket) instead`,
+	"socketDir":           `use plexusd --socket instead`,
 	"chrootDir":           `plexus runs delegates on the host itself; remove the key`,
 	"perNodeCertificate":  `use key "kubeconfig" instead (plexus-install writes it from the service account)`,
-	"connectionLimit":     `plexus has no daemon; remove the key`,
-	"metricsPort":         `plexus has no daemon; remove the key`,
-	"enablePprof":         `plexus has no daemon; remove the key`,
+	"connectionLimit":     `plexusd has no connection limit (delegates run in the shim); remove the key`,
+	"metricsPort":         `use plexusd --metrics-address instead`,
+	"enablePprof":         `plexusd has no pprof endpoint; remove the key`,
 }
 
 // knownKeys are the keys of Conf.
@@ -126,6 +136,7 @@ var knownKeys = map[string]bool{
 	"podResourcesSocket": true, "deviceInfoDir": true, "logFile": true, "logLevel": true, "logToStderr": true,
 	"logOptions": true, "logFormat": true, "strictAnnotations": true, "retryDeleteOnError": true,
 	"auxiliaryCNIChainName": true, "delegatePolicy": true, "multusCacheDir": true,
+	"daemonSocket": true, "daemonTimeout": true,
 	"runtimeConfig": true, "prevResult": true, "args": true, "cni.dev/valid-attachments": true,
 }
 
@@ -212,7 +223,7 @@ func (c *Conf) validate() error {
 			return fmt.Errorf("plexus config: key \"delegates\"[%d]: neither \"type\" nor \"plugins\" set", i)
 		}
 	}
-	for _, k := range []struct{ key, val string }{{"confDir", c.ConfDir}, {"cniDir", c.CNIDir}, {"binDir", c.BinDir}, {"networksDir", c.NetworksDir}, {"kubeconfig", c.Kubeconfig}, {"logFile", c.LogFile}, {"readinessindicatorfile", c.ReadinessIndicatorFile}, {"podResourcesSocket", c.PodResourcesSocket}, {"deviceInfoDir", c.DeviceInfoDir}, {"multusCacheDir", c.MultusCacheDir}} {
+	for _, k := range []struct{ key, val string }{{"confDir", c.ConfDir}, {"cniDir", c.CNIDir}, {"binDir", c.BinDir}, {"networksDir", c.NetworksDir}, {"kubeconfig", c.Kubeconfig}, {"logFile", c.LogFile}, {"readinessindicatorfile", c.ReadinessIndicatorFile}, {"podResourcesSocket", c.PodResourcesSocket}, {"deviceInfoDir", c.DeviceInfoDir}, {"multusCacheDir", c.MultusCacheDir}, {"daemonSocket", c.DaemonSocket}} {
 		if k.val != "" && !filepath.IsAbs(k.val) {
 			return fmt.Errorf("plexus config: key %q: %q is not an absolute path", k.key, k.val)
 		}
@@ -235,6 +246,9 @@ func (c *Conf) validate() error {
 	}
 	if err := c.DelegatePolicy.validate(); err != nil {
 		return err
+	}
+	if c.DaemonTimeout < 0 {
+		return fmt.Errorf("plexus config: key \"daemonTimeout\": must not be negative")
 	}
 	if c.ReadinessTimeout < 0 {
 		return fmt.Errorf("plexus config: key \"readinessTimeout\": must not be negative")
@@ -277,6 +291,9 @@ func (c *Conf) defaults() {
 	}
 	if c.PodResourcesSocket == "" {
 		c.PodResourcesSocket = DefaultPodResourcesSocket
+	}
+	if c.DaemonTimeout == 0 {
+		c.DaemonTimeout = DefaultDaemonTimeout
 	}
 }
 

@@ -176,8 +176,8 @@ func TestMultusKeys(t *testing.T) {
 	refused := map[string]string{
 		"cniConfigDir": `--cni-conf-dir`, "multusAutoconfigDir": `--cni-conf-dir`, "multusConfigFile": `plexus-install`,
 		"multusMasterCNI": `--primary-config`, "forceCNIVersion": `"cniVersion"`, "overrideNetworkName": `"name"`,
-		"daemonSocketDir": `remove the key`, "socketDir": `remove the key`, "chrootDir": `remove the key`,
-		"perNodeCertificate": `"kubeconfig"`, "connectionLimit": `remove the key`, "metricsPort": `remove the key`,
+		"daemonSocketDir": `"daemonSocket"`, "socketDir": `plexusd --socket`, "chrootDir": `remove the key`,
+		"perNodeCertificate": `"kubeconfig"`, "connectionLimit": `remove the key`, "metricsPort": `plexusd --metrics-address`,
 		"enablePprof": `remove the key`,
 	}
 	for key, v := range values {

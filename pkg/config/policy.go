@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // MetaPlugins are plugin types plexus never runs as a delegate (no
@@ -110,7 +108,7 @@ func (p *DelegatePolicy) validate() error {
 	sort.Strings(names)
 	for _, ns := range names {
 		key := "delegatePolicy.namespaces." + ns
-		if len(validation.IsDNS1123Label(ns)) > 0 {
+		if !isDNS1123Label(ns) {
 			return fmt.Errorf("plexus config: key %q: %q is not a namespace name", key, ns)
 		}
 		if err := check(key, p.Namespaces[ns]); err != nil {
@@ -118,4 +116,23 @@ func (p *DelegatePolicy) validate() error {
 		}
 	}
 	return nil
+}
+
+// isDNS1123Label is Kubernetes' rule for namespace names (lower-case
+// alphanumerics and '-', starting and ending alphanumeric, at most 63). It
+// is written here rather than taken from apimachinery's validation package
+// because pkg/config is linked into the lean CNI shim, whose import graph
+// holds no k8s.io package (see cmd/plexus's deps test).
+func isDNS1123Label(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
 }

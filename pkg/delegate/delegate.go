@@ -3,6 +3,8 @@
 package delegate
 
 import (
+	"time"
+
 	"github.com/plexus-cni/plexus/pkg/podnet"
 
 	"context"
@@ -23,6 +25,15 @@ import (
 type Runner struct {
 	cni  *libcni.CNIConfig
 	path []string
+	// Observe, when set, is told how long each delegate's ADD or DEL took
+	// (plugins: the chain's types joined by "+").
+	Observe func(command, plugins string, d time.Duration, err error)
+}
+
+func (r *Runner) observe(command string, l *libcni.NetworkConfigList, start time.Time, err error) {
+	if r.Observe != nil {
+		r.Observe(command, pluginTypes(l), time.Since(start), err)
+	}
 }
 
 // NewRunner finds plugins in path (binDir first, then CNI_PATH) and keeps
@@ -71,7 +82,9 @@ func (r *Runner) Add(ctx context.Context, e *podnet.Entry, a *podnet.Attachment)
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	res, err := r.cni.AddNetworkList(ctx, l, runtimeConf(e, a))
+	r.observe("ADD", l, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("network %q (interface %s): delegate %s: %w", a.Network, a.IfName, pluginTypes(l), err)
 	}
@@ -94,6 +107,8 @@ func (r *Runner) Del(ctx context.Context, e *podnet.Entry, a *podnet.Attachment)
 		return fmt.Errorf("network %q (interface %s): %w", a.Network, a.IfName, err)
 	}
 	var errs []error
+	start := time.Now()
+	defer func() { r.observe("DEL", l, start, errors.Join(errs...)) }()
 	for i := len(l.Plugins) - 1; i >= 0; i-- {
 		p := l.Plugins[i]
 		bin, err := invoke.FindInPath(p.Network.Type, r.path)

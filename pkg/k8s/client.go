@@ -39,7 +39,8 @@ const (
 // Options bound the time plexus spends on the API. Zero values take the
 // defaults above.
 type Options struct {
-	// RequestTimeout bounds one HTTP request.
+	// RequestTimeout bounds one HTTP request (negative: no bound but the
+	// operation's context).
 	RequestTimeout time.Duration
 	// Budget bounds one operation (a pod lookup, a NAD list, a status write,
 	// an Event) including its retries.
@@ -58,10 +59,13 @@ type Options struct {
 	Component string
 	// Host is the Events' source host; default the pod's node.
 	Host string
+	// Wrap wraps the transport (after the request counter): plexusd's
+	// per-request metrics.
+	Wrap transport.WrapperFunc
 }
 
 func (o Options) withDefaults() Options {
-	if o.RequestTimeout <= 0 {
+	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.Budget <= 0 {
@@ -132,10 +136,14 @@ func newClient(cfg *rest.Config, opts Options) (*Client, error) {
 		nadCache: map[string]map[string]*nadv1.NetworkAttachmentDefinition{},
 		nodes:    map[string]string{},
 	}
-	cfg.Timeout = opts.RequestTimeout
+	if opts.RequestTimeout > 0 {
+		// Negative: none (plexusd's watches); its operations are bounded
+		// by their contexts.
+		cfg.Timeout = opts.RequestTimeout
+	}
 	cfg.UserAgent = opts.UserAgent
 	cfg.QPS = -1 // a handful of requests per exec: no client-side rate limit
-	cfg.WrapTransport = transport.Wrappers(cfg.WrapTransport, c.countRequests)
+	cfg.WrapTransport = transport.Wrappers(cfg.WrapTransport, c.countRequests, opts.Wrap)
 	// A Proxy function makes client-go build this Client its own transport
 	// instead of sharing a process-wide cached one: one Client, one
 	// invocation, its own connection (and Close releases it).
@@ -157,6 +165,36 @@ func newClient(cfg *rest.Config, opts Options) (*Client, error) {
 	c.nads = nadclient.New(nadRC)
 	return c, nil
 }
+
+// InClusterOrKubeconfig returns the rest.Config of kubeconfigPath, or the
+// in-cluster config (the pod's service account) when it is empty: plexusd's.
+func InClusterOrKubeconfig(kubeconfigPath string) (*rest.Config, error) {
+	if kubeconfigPath != "" {
+		return restConfigFromKubeconfig(kubeconfigPath)
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster config (or pass --kubeconfig): %w", err)
+	}
+	return cfg, nil
+}
+
+// Session returns a Client sharing c's connections and REST clients, with
+// its own deadline (opts.Total from now), options and caches: a daemon's
+// one operation, without a new TLS handshake.
+func (c *Client) Session(opts Options) *Client {
+	opts = opts.withDefaults()
+	return &Client{
+		opts: opts, deadline: time.Now().Add(opts.Total), http: c.http, core: c.core, nads: c.nads,
+		nadCache: map[string]map[string]*nadv1.NetworkAttachmentDefinition{}, nodes: map[string]string{},
+	}
+}
+
+// CoreREST is the core/v1 REST client (Pods and Events, protobuf).
+func (c *Client) CoreREST() rest.Interface { return c.core }
+
+// NADREST is the k8s.cni.cncf.io/v1 REST client.
+func (c *Client) NADREST() rest.Interface { return c.nads.RESTClient() }
 
 // Close releases the Client's idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }

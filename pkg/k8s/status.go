@@ -69,11 +69,7 @@ func (s statusSink) Failed(ctx context.Context, pod *podnet.Pod, network string,
 	defer cancel()
 	// The engine's errors name the network, interface and field already;
 	// the Event is about the pod, so neither is repeated here.
-	msg := err.Error()
-	if network != "" && !strings.Contains(msg, fmt.Sprintf("network %q", network)) {
-		msg = fmt.Sprintf("network %q: %s", network, msg)
-	}
-	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonFailed, msg)
+	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonFailed, FailedMessage(network, err))
 }
 
 // Warned records one Warning Event with every message: what plexus accepted
@@ -85,6 +81,41 @@ func (s statusSink) Warned(ctx context.Context, pod *podnet.Pod, messages []stri
 	ctx, cancel := s.c.within(ctx, min(failedBudget, s.c.opts.Budget))
 	defer cancel()
 	s.c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonWarning, strings.Join(messages, "; "))
+}
+
+// Publish writes status as the pod's network-status and records one Event:
+// Normal (what was attached), or Warning with warnings when there are any
+// (plexusd: one Event per ADD). The Event is best effort; the error is the
+// write's.
+func (c *Client) Publish(ctx context.Context, pod *podnet.Pod, status []nadv1.NetworkStatus, warnings []string) error {
+	if pod == nil || pod.Namespace == "" || pod.Name == "" {
+		return fmt.Errorf("network-status: no pod to write it to (namespace and name must be set)")
+	}
+	if err := c.patchNetworkStatus(ctx, pod, status); err != nil {
+		return err
+	}
+	if len(warnings) > 0 {
+		c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonWarning, attachedMessage(status)+"; "+strings.Join(warnings, "; "))
+	} else {
+		c.recordEventBestEffort(ctx, pod, corev1.EventTypeNormal, ReasonAttached, attachedMessage(status))
+	}
+	return nil
+}
+
+// Warning records one Warning Event (reason ReasonFailed or
+// ReasonWarning) and returns its error: plexusd retries it.
+func (c *Client) Warning(ctx context.Context, pod *podnet.Pod, reason, message string) error {
+	return c.recordEvent(ctx, pod, corev1.EventTypeWarning, reason, message)
+}
+
+// FailedMessage is the message of a failed ADD's Event: the error, with
+// the network named first when the error does not name it.
+func FailedMessage(network string, err error) string {
+	msg := err.Error()
+	if network != "" && !strings.Contains(msg, fmt.Sprintf("network %q", network)) {
+		msg = fmt.Sprintf("network %q: %s", network, msg)
+	}
+	return msg
 }
 
 // EventErrors returns the errors of Events that could not be recorded.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Pod is what plexus needs to know of a pod.
@@ -126,4 +127,55 @@ func NetworkOf(err error) string {
 // the interface once, in that order, before what went wrong.
 func AttachError(network, ifName string, err error) error {
 	return WithNetwork(network, fmt.Errorf("network %q (interface %s): %w", network, ifName, err))
+}
+
+// NewRequest is the Request of one CNI invocation: its container, netns,
+// interface and CNI_ARGS (the pod is read from K8S_POD_NAMESPACE,
+// K8S_POD_NAME and K8S_POD_UID, the short-form networks from
+// K8S_POD_NETWORKS).
+func NewRequest(containerID, netns, ifName, cniArgs string) (*Request, error) {
+	pairs, err := ParseArgs(cniArgs)
+	if err != nil {
+		return nil, err
+	}
+	return RequestFromArgs(containerID, netns, ifName, pairs), nil
+}
+
+// RequestFromArgs is NewRequest with CNI_ARGS already split.
+func RequestFromArgs(containerID, netns, ifName string, pairs [][2]string) *Request {
+	req := &Request{ContainerID: containerID, NetNS: netns, IfName: ifName, Args: pairs}
+	for _, kv := range pairs {
+		switch kv[0] {
+		case "K8S_POD_NAMESPACE":
+			req.Pod.Namespace = kv[1]
+		case "K8S_POD_NAME":
+			req.Pod.Name = kv[1]
+		case "K8S_POD_UID":
+			req.Pod.UID = kv[1]
+		case "K8S_POD_NETWORKS":
+			req.Networks = kv[1]
+		}
+	}
+	return req
+}
+
+// ParseArgs splits CNI_ARGS ("K=V;K=V") into pairs. libcni's types.LoadArgs
+// fills a struct of known keys; plexus needs every pair, in order, to pass
+// them on to its delegates, so it splits them itself.
+func ParseArgs(s string) ([][2]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out [][2]string
+	for _, kv := range strings.Split(s, ";") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("CNI_ARGS: %q is not KEY=VALUE", kv)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
 }

@@ -88,6 +88,9 @@ var (
 	buildSrc  = map[string]string{} // name -> package and tags it was built from
 )
 
+// coverBinaries are built with coverage under `make test` (GOCOVERDIR).
+var coverBinaries = map[string]bool{"plexus": true, "plexus-thin": true, "plexusd": true}
+
 // BuildBinary builds ./cmd/<name> from the current source into a temporary
 // directory, once per test process, so tests never exec a stale binary.
 func BuildBinary(t testing.TB, name string) string {
@@ -131,9 +134,17 @@ func BuildPackageTags(t testing.TB, name, pkg, tags string) string {
 			t.Fatal(err)
 		}
 	}
+	if name == "plexus" {
+		// The shim execs plexus-thin from beside itself.
+		if _, ok := buildDone["plexus-thin"]; !ok {
+			buildMu.Unlock()
+			BuildPackageTags(t, "plexus-thin", "./cmd/plexus-thin", "")
+			buildMu.Lock()
+		}
+	}
 	p := filepath.Join(buildDir, name)
 	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-tags", tags, "-o", p}
-	if name == "plexus" && os.Getenv("GOCOVERDIR") != "" {
+	if coverBinaries[name] && os.Getenv("GOCOVERDIR") != "" {
 		// `make test` sets GOCOVERDIR: the plexus binary the e2e suites
 		// exec writes its coverage there, and make prints the figure.
 		// (The main package must be among -coverpkg, or nothing is written.)

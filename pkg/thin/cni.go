@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -22,7 +21,6 @@ import (
 	"github.com/plexus-cni/plexus/pkg/attach"
 	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
-	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/logging"
 	"github.com/plexus-cni/plexus/pkg/nad"
@@ -133,23 +131,9 @@ func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	req := &podnet.Request{ContainerID: args.ContainerID, NetNS: args.Netns, IfName: args.IfName}
-	pairs, err := parseArgs(args.Args)
+	req, err := podnet.NewRequest(args.ContainerID, args.Netns, args.IfName, args.Args)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	req.Args = pairs
-	for _, kv := range pairs {
-		switch kv[0] {
-		case "K8S_POD_NAMESPACE":
-			req.Pod.Namespace = kv[1]
-		case "K8S_POD_NAME":
-			req.Pod.Name = kv[1]
-		case "K8S_POD_UID":
-			req.Pod.UID = kv[1]
-		case "K8S_POD_NETWORKS":
-			req.Networks = kv[1]
-		}
 	}
 	log, closeLog := logging.NewWithOptions(conf.Logging(), args.ContainerID, req.Pod.String())
 	store := cache.Store{Dir: conf.CNIDir}
@@ -178,12 +162,6 @@ func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 			return nil, nil, nil, err
 		}
 	}
-	path := []string{conf.BinDir}
-	for _, p := range filepath.SplitList(args.Path) {
-		if p != "" && p != conf.BinDir {
-			path = append(path, p)
-		}
-	}
 	local := src.LocalNADs
 	if local == nil {
 		local = noNADs{}
@@ -193,12 +171,9 @@ func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 		Conf: conf, Pods: src.Pods, Sink: src.Sink, Log: log,
 		Resolver: &resolve.Resolver{Conf: conf, NADs: src.NADs, Devices: src.Devices, Confs: confs, Pools: pools, DeviceInfoDir: conf.DeviceInfoDir},
 		Local:    &resolve.Resolver{Conf: conf, NADs: local, Confs: confs, Pools: pools, DeviceInfoDir: conf.DeviceInfoDir},
-		Attacher: &attach.Attacher{
-			Cache: store, Runner: delegate.NewRunner(path, filepath.Join(conf.CNIDir, "results")), Log: log,
-			CNIVersion: conf.CNIVersion, DeviceInfoDir: conf.DeviceInfoDir, MultusCacheDir: conf.MultusCacheDir,
-			Warn: func(ctx context.Context, pod *podnet.Pod, msg string) { src.Sink.Warned(ctx, pod, []string{msg}) },
-		},
+		Attacher: attach.ForConfig(conf, log, args.Path),
 	}
+	e.Attacher.Warn = func(ctx context.Context, pod *podnet.Pod, msg string) { src.Sink.Warned(ctx, pod, []string{msg}) }
 	done := func() {
 		if src.Close != nil {
 			src.Close()
@@ -232,25 +207,4 @@ func peakRSSKiB() int {
 		}
 	}
 	return 0
-}
-
-// parseArgs splits CNI_ARGS ("K=V;K=V") into pairs. types.LoadArgs fills a
-// struct of known keys; plexus needs every pair, in order, to pass them on
-// to its delegates, so it splits them itself.
-func parseArgs(s string) ([][2]string, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var out [][2]string
-	for _, kv := range strings.Split(s, ";") {
-		if kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("CNI_ARGS: %q is not KEY=VALUE", kv)
-		}
-		out = append(out, [2]string{k, v})
-	}
-	return out, nil
 }

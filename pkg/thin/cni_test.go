@@ -67,32 +67,3 @@ func TestCNIErrorKeepsDetails(t *testing.T) {
 		t.Errorf("msg %q, want it to start with %q", te.Msg, want)
 	}
 }
-
-func TestParseArgs(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    [][2]string
-		wantErr string
-	}{
-		{in: "", want: nil},
-		{
-			in:   "IgnoreUnknown=1;K8S_POD_NAMESPACE=a;K8S_POD_NAME=p;;K8S_POD_NETWORKS=x@net1,b/y",
-			want: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "a"}, {"K8S_POD_NAME", "p"}, {"K8S_POD_NETWORKS", "x@net1,b/y"}},
-		},
-		{in: "K=a=b", want: [][2]string{{"K", "a=b"}}},
-		{in: "K=;L=1", want: [][2]string{{"K", ""}, {"L", "1"}}},
-		{in: "K8S_POD_NAME=p;junk", wantErr: `CNI_ARGS: "junk" is not KEY=VALUE`},
-	}
-	for _, tc := range tests {
-		got, err := parseArgs(tc.in)
-		if tc.wantErr != "" {
-			if err == nil || err.Error() != tc.wantErr {
-				t.Errorf("parseArgs(%q): error %v, want %s", tc.in, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("parseArgs(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-}
