@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-CMDS := plexus plexus-thin plexusd sriov passthru sriov-device-plugin plexus-install plexusctl
+CMDS := plexus plexus-thin plexusd sriov passthru sriov-device-plugin plexus-install plexusctl sriov-dra-driver
 CNI_PLUGINS_VERSION := v1.9.1
 WHEREABOUTS_VERSION := v0.9.2
 GOTEST_TIMEOUT ?= 45m
