@@ -22,6 +22,8 @@ type ConfOptions struct {
 	CNIDir                 string
 	BinDir                 string
 	ReadinessIndicatorFile string
+	DaemonSocket           string         // "" = the thin deployment (no daemonSocket key)
+	DaemonTimeout          int            // ms; 0 = plexus's default (no daemonTimeout key)
 	Capabilities           []string       // plexus's own, added to the primary's
 	Overrides              map[string]any // further plexus keys (--config-overrides)
 }
@@ -33,6 +35,7 @@ var managedKeys = map[string]string{
 	"kubeconfig": "--kubeconfig", "confDir": "--cni-conf-dir", "cniDir": "--cni-dir",
 	"binDir": "--cni-bin-dir or --additional-bin-dir", "delegates": "", "clusterNetwork": "--primary-config",
 	"readinessindicatorfile": "--readiness-indicator-file", "readinessIndicatorFile": "--readiness-indicator-file",
+	"daemonSocket": "--daemon-socket", "daemonTimeout": "--daemon-timeout",
 }
 
 // ParseOverrides parses the --config-overrides JSON object, refusing keys
@@ -112,6 +115,12 @@ func BuildConf(primary *Primary, o ConfOptions) ([]byte, error) {
 	}
 	if o.ReadinessIndicatorFile != "" {
 		plugin["readinessindicatorfile"] = o.ReadinessIndicatorFile
+	}
+	if o.DaemonSocket != "" {
+		plugin["daemonSocket"] = o.DaemonSocket
+	}
+	if o.DaemonTimeout > 0 {
+		plugin["daemonTimeout"] = o.DaemonTimeout
 	}
 	caps := map[string]bool{}
 	for _, c := range primary.Capabilities {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +23,11 @@ const (
 	DefaultConfName          = "00-plexus.conflist"
 	DefaultKubeconfig        = "/etc/cni/net.d/plexus.d/plexus.kubeconfig"
 	DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
-	DefaultBinaries          = "plexus,sriov,passthru"
-	DefaultWaitTimeout       = 10 * time.Minute
+	// DefaultBinaries: the plexus shim, the thin plugin it execs whenever
+	// plexusd does not answer (or no daemonSocket is configured), the
+	// sriov CNI plugin and passthru (auxiliary chains).
+	DefaultBinaries    = "plexus,plexus-thin,sriov,passthru"
+	DefaultWaitTimeout = 10 * time.Minute
 )
 
 // ParseFlags parses plexus-install's command line into a Config and the
@@ -81,6 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, action, er
 	fs.BoolVar(&cfg.ForceCNIVersion, "force-cni-version", false, "write --cni-version even when the primary's differs (the primary's file is not changed)")
 	fs.BoolVar(&cfg.RenameConfFile, "rename-conf-file", false, "rename the primary's config file to <name>.old so the runtime cannot load it; restored on exit unless --keep-config")
 	fs.BoolVar(&cfg.OverrideNetworkName, "override-network-name", false, "name plexus's config after the primary's network instead of "+NetworkName)
+	fs.StringVar(&cfg.DaemonSocket, "daemon-socket", "", "plexusd's unix socket, written as plexus's \"daemonSocket\" (the daemon deployment); empty: the thin deployment, no daemon")
+	fs.IntVar(&cfg.DaemonTimeout, "daemon-timeout", 0, "milliseconds the plexus shim waits for plexusd before it runs the thin path itself, written as \"daemonTimeout\" (0: plexus's default, 2000; needs --daemon-socket)")
 	fs.StringVar(&kube, "kubeconfig", DefaultKubeconfig, "kubeconfig to write for plexus from the service account")
 	fs.BoolVar(&noKube, "clusterless", false, "write no kubeconfig: plexus runs without the Kubernetes API (set networksDir with --config-overrides)")
 	fs.StringVar(&cfg.ServiceAccountDir, "service-account-dir", DefaultServiceAccountDir, "directory holding the service account's token and ca.crt")
@@ -152,7 +158,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, action, er
 	case "thin":
 		cfg.BinariesOnly = true
 	case "thick":
-		return Config{}, 0, actInstall, fmt.Errorf("--type %q: plexus has no thick mode; run plexus-install without --type", installerType)
+		// Multus thick runs delegates inside its daemon; plexusd never
+		// does (the shim runs them), and plexus-install, not the daemon,
+		// writes the config that names plexusd's socket.
+		return Config{}, 0, actInstall, fmt.Errorf("--type %q: not supported: plexus's daemon deployment runs plexus-install without --type and with --daemon-socket (deployments/plexus.yaml), and plexusd beside it", installerType)
 	default:
 		return Config{}, 0, actInstall, fmt.Errorf("--type %q: want thin", installerType)
 	}
@@ -176,6 +185,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, action, er
 		return Config{}, 0, actInstall, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	cfg.Binaries = splitList(binaries)
+	if slices.Contains(cfg.Binaries, "plexus") && !slices.Contains(cfg.Binaries, "plexus-thin") {
+		return Config{}, 0, actInstall, fmt.Errorf("--binaries=%s: lists plexus but not plexus-thin; the plexus shim execs plexus-thin beside it whenever plexusd does not answer (always without --daemon-socket)", binaries)
+	}
 	if skipCopy {
 		if set["binaries"] && len(cfg.Binaries) > 0 {
 			return Config{}, 0, actInstall, fmt.Errorf("--skip-multus-binary-copy and --binaries=%s contradict: give one", binaries)
@@ -275,6 +287,15 @@ func (c Config) Validate() error {
 		if err := checkWithPlexus(map[string]any{"cniVersion": c.CNIVersion, "name": NetworkName, "type": "plexus", "clusterNetwork": "/etc/cni/net.d/primary.conflist"}); err != nil {
 			return fmt.Errorf("--cni-version %q: %w", c.CNIVersion, err)
 		}
+	}
+	if c.DaemonSocket != "" && !filepath.IsAbs(c.DaemonSocket) {
+		return fmt.Errorf("--daemon-socket %q: must be an absolute path", c.DaemonSocket)
+	}
+	if c.DaemonTimeout < 0 {
+		return fmt.Errorf("--daemon-timeout %d: must not be negative", c.DaemonTimeout)
+	}
+	if c.DaemonTimeout > 0 && c.DaemonSocket == "" {
+		return fmt.Errorf("--daemon-timeout needs --daemon-socket (without a daemon there is nothing to wait for)")
 	}
 	if c.Kubeconfig != "" && !filepath.IsAbs(c.Kubeconfig) {
 		return fmt.Errorf("--kubeconfig %q: must be an absolute path", c.Kubeconfig)

@@ -17,8 +17,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if cfg.CNIBinDir != "/opt/cni/bin" || cfg.CNIConfDir != "/etc/cni/net.d" || cfg.CNIDir != "/var/lib/cni/plexus" ||
 		cfg.ConfName != "00-plexus.conflist" || cfg.Kubeconfig != "/etc/cni/net.d/plexus.d/plexus.kubeconfig" ||
 		cfg.ServiceAccountDir != "/var/run/secrets/kubernetes.io/serviceaccount" || cfg.APIServer != "https://[fd00::1]:443" ||
-		strings.Join(cfg.Binaries, ",") != "plexus,sriov,passthru" || cfg.WaitTimeout != 10*time.Minute || cfg.PollInterval != time.Second ||
-		!cfg.KeepConfig || cfg.ReadyFile != "/run/plexus-install/ready" || cfg.Once || level.String() != "INFO" {
+		strings.Join(cfg.Binaries, ",") != "plexus,plexus-thin,sriov,passthru" || cfg.WaitTimeout != 10*time.Minute || cfg.PollInterval != time.Second ||
+		!cfg.KeepConfig || cfg.ReadyFile != "/run/plexus-install/ready" || cfg.Once || level.String() != "INFO" ||
+		cfg.DaemonSocket != "" || cfg.DaemonTimeout != 0 {
 		t.Errorf("defaults: %+v level %v", cfg, level)
 	}
 }
@@ -31,9 +32,23 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		{"clusterless", []string{"--clusterless"}, func(c Config) bool { return c.Kubeconfig == "" }, ""},
-		{"lists", []string{"--binaries=plexus", "--capabilities=mac, ips"}, func(c Config) bool {
-			return strings.Join(c.Binaries, ",") == "plexus" && strings.Join(c.Capabilities, ",") == "mac,ips"
+		{"lists", []string{"--binaries=plexus,plexus-thin", "--capabilities=mac, ips"}, func(c Config) bool {
+			return strings.Join(c.Binaries, ",") == "plexus,plexus-thin" && strings.Join(c.Capabilities, ",") == "mac,ips"
 		}, ""},
+		{"plexus without plexus-thin", []string{"--binaries=plexus,sriov"}, nil, "--binaries=plexus,sriov: lists plexus but not plexus-thin"},
+		{"plexus-thin alone", []string{"--binaries=plexus-thin"}, func(c Config) bool { return strings.Join(c.Binaries, ",") == "plexus-thin" }, ""},
+		{"daemon socket", []string{"--daemon-socket=/run/plexus/plexusd.sock"}, func(c Config) bool {
+			return c.DaemonSocket == "/run/plexus/plexusd.sock" && c.DaemonTimeout == 0
+		}, ""},
+		{"daemon socket and timeout", []string{"--daemon-socket=/run/p.sock", "--daemon-timeout=500"}, func(c Config) bool {
+			return c.DaemonSocket == "/run/p.sock" && c.DaemonTimeout == 500
+		}, ""},
+		{"relative daemon socket", []string{"--daemon-socket=plexusd.sock"}, nil, `--daemon-socket "plexusd.sock": must be an absolute path`},
+		{"negative daemon timeout", []string{"--daemon-socket=/run/p.sock", "--daemon-timeout=-1"}, nil, "--daemon-timeout -1: must not be negative"},
+		{"daemon timeout alone", []string{"--daemon-timeout=500"}, nil, "--daemon-timeout needs --daemon-socket"},
+		{"daemon timeout not ms", []string{"--daemon-socket=/run/p.sock", "--daemon-timeout=2s"}, nil, `invalid value "2s" for flag -daemon-timeout`},
+		{"override daemon socket", []string{`--config-overrides={"daemonSocket":"/run/p.sock"}`}, nil, `key "daemonSocket" is set by plexus-install; use --daemon-socket`},
+		{"override daemon timeout", []string{`--config-overrides={"daemonTimeout":5}`}, nil, `key "daemonTimeout" is set by plexus-install; use --daemon-timeout`},
 		{"no binaries", []string{"--binaries="}, func(c Config) bool { return len(c.Binaries) == 0 }, ""},
 		{"overrides", []string{`--config-overrides={"multusNamespace":"net"}`}, func(c Config) bool { return c.Overrides["multusNamespace"] == "net" }, ""},
 		{"relative dir", []string{"--cni-conf-dir=etc"}, nil, `--cni-conf-dir "etc": must be an absolute path`},
@@ -69,7 +84,7 @@ func TestParseFlags(t *testing.T) {
 		{"relative additional-bin-dir", []string{"--additional-bin-dir=bin"}, nil, `--additional-bin-dir "bin": must be an absolute path`},
 		{"dest-dir", []string{"-d", "/host/opt/cni/bin"}, func(c Config) bool { return c.CNIBinDir == "/host/opt/cni/bin" }, ""},
 		{"type thin", []string{"-t", "thin"}, func(c Config) bool { return c.BinariesOnly }, ""},
-		{"type thick", []string{"--type=thick"}, nil, `--type "thick": plexus has no thick mode`},
+		{"type thick", []string{"--type=thick"}, nil, `--type "thick": not supported: plexus's daemon deployment runs plexus-install without --type and with --daemon-socket`},
 		{"force-binaries", []string{"--force-binaries"}, func(c Config) bool { return c.ForceBinaries }, ""},
 		{"skip binary copy", []string{"--skip-multus-binary-copy"}, func(c Config) bool { return len(c.Binaries) == 0 }, ""},
 		{"cleanup on exit", []string{"--cleanup-config-on-exit"}, func(c Config) bool { return !c.KeepConfig }, ""},

@@ -1,6 +1,6 @@
 // Package install is plexus-install, the DaemonSet entrypoint that puts
-// plexus on a node and keeps it working: it installs the plexus and sriov
-// binaries into the host's CNI bin dir, writes a kubeconfig from the pod's
+// plexus on a node and keeps it working: it installs the CNI binaries (the
+// plexus shim, plexus-thin, sriov, passthru) into the host's CNI bin dir, writes a kubeconfig from the pod's
 // service account (rewritten when the token rotates), and writes plexus's
 // own conflist around the node's primary network config (rewritten when the
 // primary changes, removed on exit).
@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type Config struct {
 	PollInterval           time.Duration
 	KeepConfig             bool   // leave plexus's config in place on exit
 	ReadyFile              string // readiness marker (Check); "" = none
+	DaemonSocket           string // plexusd's socket, plexus's "daemonSocket"; "" = thin deployment
+	DaemonTimeout          int    // ms, plexus's "daemonTimeout"; 0 = plexus's default
 	Once                   bool   // install, write, and exit instead of watching
 
 	// Multus installer equivalents (docs/migrating-from-multus.md, "plexus-install flags").
@@ -115,7 +118,8 @@ func (in *Installer) Run(ctx context.Context) error {
 // additional dir either: plexus looks there first (its binDir) and would
 // run it instead of the one the node's owner installed.
 func (in *Installer) installBinaries() error {
-	_, left, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, in.cfg.Binaries, in.cfg.ForceBinaries)
+	order := installOrder(in.cfg.Binaries)
+	_, left, err := InstallBinaries(in.log, in.cfg.SourceDir, in.cfg.CNIBinDir, order, in.cfg.ForceBinaries)
 	if err != nil {
 		return err
 	}
@@ -130,13 +134,26 @@ func (in *Installer) installBinaries() error {
 			"path", filepath.Join(extra, n), "left", filepath.Join(in.cfg.CNIBinDir, n))
 	}
 	var names []string
-	for _, n := range in.cfg.Binaries {
+	for _, n := range order {
 		if !skip[n] {
 			names = append(names, n)
 		}
 	}
 	_, _, err = InstallBinaries(in.log, in.cfg.SourceDir, extra, names, in.cfg.ForceBinaries)
 	return err
+}
+
+// installOrder puts each binary after the ones it execs: plexus-thin
+// before plexus, so that no ADD finds a new shim without the thin plugin
+// it falls back to (the shim execs plexus-thin from beside itself).
+// Otherwise the order is the list's.
+func installOrder(names []string) []string {
+	p, t := slices.Index(names, "plexus"), slices.Index(names, "plexus-thin")
+	if p < 0 || t < 0 || p > t {
+		return names
+	}
+	out := slices.Delete(slices.Clone(names), p, p+1)
+	return slices.Insert(out, t, "plexus") // t is now just past plexus-thin
 }
 
 // binDir is plexus's binDir: --additional-bin-dir when set (Multus's
@@ -297,6 +314,7 @@ func (in *Installer) syncConf(initial bool) error {
 		CNIVersion: version, NetworkName: name,
 		Kubeconfig: in.cfg.Kubeconfig, ConfDir: in.cfg.CNIConfDir, CNIDir: in.cfg.CNIDir,
 		BinDir: in.binDir(), ReadinessIndicatorFile: in.cfg.ReadinessIndicatorFile,
+		DaemonSocket: in.cfg.DaemonSocket, DaemonTimeout: in.cfg.DaemonTimeout,
 		Capabilities: in.cfg.Capabilities, Overrides: in.cfg.Overrides,
 	})
 	if err != nil {

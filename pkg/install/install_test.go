@@ -44,7 +44,7 @@ func newHost(t testing.TB) *host {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range []string{"plexus", "sriov", "passthru"} {
+	for _, n := range []string{"plexus", "plexus-thin", "sriov", "passthru"} {
 		h.write(filepath.Join(h.src, n), "#!/bin/sh\necho "+n+"\n")
 	}
 	h.rotateServiceAccount("token-1", newCA(t))

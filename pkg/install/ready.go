@@ -123,5 +123,12 @@ func Check(readyFile string) (string, error) {
 	if sh := ShadowingConfigs(filepath.Dir(m.Config), filepath.Base(m.Config)); len(sh) > 0 {
 		return "", fmt.Errorf("plexus config %s: the runtime loads %s instead (it sorts first); remove it", m.Config, strings.Join(sh, ", "))
 	}
-	return fmt.Sprintf("plexus config %s installed, primary %s", m.Config, primary), nil
+	msg := fmt.Sprintf("plexus config %s installed, primary %s", m.Config, primary)
+	// The daemon deployment: plexusd's own readinessProbe (/readyz) says
+	// whether it answers; plexus works either way (the shim falls back to
+	// plexus-thin), so the socket is reported, not probed.
+	if sock, _ := plugin["daemonSocket"].(string); sock != "" {
+		msg += ", plexusd socket " + sock
+	}
+	return msg, nil
 }
