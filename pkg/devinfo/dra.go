@@ -1,6 +1,9 @@
 package devinfo
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 )
 
@@ -22,4 +25,27 @@ type DRADevice struct {
 // DRAPath is where the DRA driver records a prepared device.
 func DRAPath(base, driver, pool, device string) string {
 	return filepath.Join(base, "dra", flat(driver)+"_"+flat(pool)+"_"+flat(device)+".json")
+}
+
+// DRARecords reads the DRA driver's records of prepared devices under Dir.
+type DRARecords struct{ Dir string }
+
+// Record is the record of a prepared device; nil (no error) when the DRA
+// driver prepared no such device on this node.
+func (r DRARecords) Record(driver, pool, device string) (*DRADevice, error) {
+	b, err := os.ReadFile(DRAPath(r.Dir, driver, pool, device))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d DRADevice
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("%s: %w", DRAPath(r.Dir, driver, pool, device), err)
+	}
+	if d.Driver != driver || d.Pool != pool || d.Device != device || d.PCIAddress == "" {
+		return nil, fmt.Errorf("%s: records %s/%s/%s, want %s/%s/%s with a PCI address", DRAPath(r.Dir, driver, pool, device), d.Driver, d.Pool, d.Device, driver, pool, device)
+	}
+	return &d, nil
 }

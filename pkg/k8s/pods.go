@@ -60,12 +60,20 @@ func CheckUID(pod *corev1.Pod, ref podnet.PodRef) error {
 // PodFromAPI is what plexus keeps of an API pod: every source of pods (a
 // GET here, plexusd's informer) converts with it.
 func PodFromAPI(pod *corev1.Pod) *podnet.Pod {
-	return &podnet.Pod{
+	p := &podnet.Pod{
 		Namespace:   pod.Namespace,
 		Name:        pod.Name,
 		UID:         string(pod.UID),
 		Annotations: pod.Annotations,
 	}
+	for _, s := range pod.Status.ResourceClaimStatuses {
+		c := podnet.PodClaim{Name: s.Name}
+		if s.ResourceClaimName != nil {
+			c.ClaimName = *s.ResourceClaimName
+		}
+		p.ResourceClaims = append(p.ResourceClaims, c)
+	}
+	return p
 }
 
 // getPodWaiting GETs the pod, retrying transient errors, and polls with

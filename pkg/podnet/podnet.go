@@ -18,6 +18,9 @@ type Pod struct {
 	Name        string
 	UID         string
 	Annotations map[string]string
+	// ResourceClaims are the pod's DRA claims (status.resourceClaimStatuses),
+	// in the pod's order.
+	ResourceClaims []PodClaim
 }
 
 // PodRef names a pod as CNI_ARGS does.
@@ -48,9 +51,12 @@ type Attachment struct {
 	CNIArgsConf    map[string]any `json:"cniArgsConf,omitempty"`
 	CapabilityArgs map[string]any `json:"capabilityArgs,omitempty"`
 	ResourceName   string         `json:"resourceName,omitempty"`
-	DeviceID       string         `json:"deviceID,omitempty"`
-	DeviceInfoFile string         `json:"deviceInfoFile,omitempty"`
-	Gateways       []string       `json:"gateways,omitempty"` // default-route request
+	// ResourceClaim names the pod's DRA claim (and request) whose VFs this
+	// attachment takes ("claim" or "claim/request"), from the NAD.
+	ResourceClaim  string   `json:"resourceClaim,omitempty"`
+	DeviceID       string   `json:"deviceID,omitempty"`
+	DeviceInfoFile string   `json:"deviceInfoFile,omitempty"`
+	Gateways       []string `json:"gateways,omitempty"` // default-route request
 	// WantIPs and WantMAC are the selection's requests, checked against the
 	// pod's interface after ADD.
 	WantIPs []string        `json:"wantIPs,omitempty"`

@@ -84,7 +84,8 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 		}
 		a := podnet.Attachment{
 			Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args),
-			ResourceName: n.Annotations[nad.ResourceNameAnnot],
+			ResourceName:  n.Annotations[nad.ResourceNameAnnot],
+			ResourceClaim: n.Annotations[ResourceClaimAnnot],
 		}
 		for _, w := range requestCapabilities(&a, el, l) {
 			e.warn(name, ifName, w)

@@ -13,10 +13,14 @@ import (
 // devices of that resource that kubelet allocated to the pod: in annotation
 // order, never two attachments the same device, the same way on every ADD.
 func (e *Resolver) AssignDevices(ctx context.Context, pod *podnet.Pod, req *podnet.Request, atts []podnet.Attachment) error {
+	claimed, err := e.assignClaimDevices(ctx, pod, req, atts)
+	if err != nil {
+		return err
+	}
 	byRes := map[string][]int{}
 	var order []string
 	for i := range atts {
-		if r := atts[i].ResourceName; r != "" {
+		if r := atts[i].ResourceName; r != "" && !claimed[i] {
 			if byRes[r] == nil {
 				order = append(order, r)
 			}

@@ -57,6 +57,11 @@ type Resolver struct {
 	Devices DeviceSource // nil when no device lookups are possible
 	Confs   AdminConfs
 	Pools   DevicePools
+	// Claims reads the pod's ResourceClaims (nil: the NAD source, when it
+	// is a ClaimSource too); DRADevices the DRA driver's prepared VFs (nil:
+	// its records under DeviceInfoDir). See claims.go.
+	Claims     ClaimSource
+	DRADevices DRADeviceSource
 	// DeviceInfoDir is the base of device-info files (devinfo.DefaultDir
 	// when empty).
 	DeviceInfoDir string

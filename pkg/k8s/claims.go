@@ -1,0 +1,75 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/plexus-cni/plexus/pkg/podnet"
+)
+
+// Claim GETs a ResourceClaim (resource.k8s.io/v1) and returns its
+// allocation: the pod's DRA devices for pkg/resolve (resolve.ClaimSource).
+// It is a method of the NAD source so that every Kubernetes-mode resolver,
+// which has one, can read claims too; plexusd serves the same interface
+// from an informer.
+func (s NADSource) Claim(ctx context.Context, namespace, name string) (*podnet.Claim, error) {
+	return s.c.claim(ctx, namespace, name)
+}
+
+// apiClaim is the part of a ResourceClaim plexus reads (JSON), so that no
+// resource.k8s.io type or scheme is loaded on the thin path.
+type apiClaim struct {
+	Metadata struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+		UID       string `json:"uid"`
+	} `json:"metadata"`
+	Status struct {
+		Allocation *struct {
+			Devices struct {
+				Results []struct {
+					Request string `json:"request"`
+					Driver  string `json:"driver"`
+					Pool    string `json:"pool"`
+					Device  string `json:"device"`
+				} `json:"results"`
+			} `json:"devices"`
+		} `json:"allocation"`
+	} `json:"status"`
+}
+
+func (c *Client) claim(ctx context.Context, namespace, name string) (*podnet.Claim, error) {
+	if namespace == "" || name == "" {
+		return nil, fmt.Errorf("resourceclaim %q: namespace and name must both be set", namespace+"/"+name)
+	}
+	ctx, cancel := c.budget(ctx)
+	defer cancel()
+	var raw []byte
+	err := c.retry(ctx, false, func(ctx context.Context) error {
+		var err error
+		raw, err = c.core.Get().MaxRetries(0).
+			AbsPath("/apis/resource.k8s.io/v1/namespaces", namespace, "resourceclaims", name).
+			SetHeader("Accept", contentJSON).Do(ctx).Raw()
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("resourceclaim %s/%s not found", namespace, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resourceclaim %s/%s: %w", namespace, name, err)
+	}
+	var ac apiClaim
+	if err := json.Unmarshal(raw, &ac); err != nil {
+		return nil, fmt.Errorf("resourceclaim %s/%s: %w", namespace, name, err)
+	}
+	out := &podnet.Claim{Namespace: ac.Metadata.Namespace, Name: ac.Metadata.Name, UID: ac.Metadata.UID}
+	if a := ac.Status.Allocation; a != nil {
+		for _, r := range a.Devices.Results {
+			out.Results = append(out.Results, podnet.ClaimResult{Request: r.Request, Driver: r.Driver, Pool: r.Pool, Device: r.Device})
+		}
+	}
+	return out, nil
+}

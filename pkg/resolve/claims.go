@@ -1,0 +1,189 @@
+package resolve
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/plexus-cni/plexus/pkg/devinfo"
+	"github.com/plexus-cni/plexus/pkg/podnet"
+)
+
+// ResourceClaimAnnot on a NAD names the pod's DRA claim, and optionally
+// its request, whose VFs the NAD's attachments take: "claim" or
+// "claim/request", where claim is the pod's reference
+// (spec.resourceClaims[].name).
+const ResourceClaimAnnot = "plexus.io/resourceClaim"
+
+// ClaimSource gets a pod's ResourceClaim by namespace and name: a GET
+// (pkg/k8s) or an informer's store (plexusd).
+type ClaimSource interface {
+	Claim(ctx context.Context, namespace, name string) (*podnet.Claim, error)
+}
+
+// DRADeviceSource tells which VF a DRA driver prepared for a device of a
+// claim's allocation: nil when the device is not one the SR-IOV DRA
+// driver prepared on this node (another driver's device).
+type DRADeviceSource interface {
+	Record(driver, pool, device string) (*devinfo.DRADevice, error)
+}
+
+// claimDevice is a VF a claim of the pod holds.
+type claimDevice struct {
+	podClaim string // the pod's reference to the claim
+	request  string
+	rec      *devinfo.DRADevice
+	used     bool
+}
+
+func (e *Resolver) claimSource() ClaimSource {
+	if e.Claims != nil {
+		return e.Claims
+	}
+	if cs, ok := e.NADs.(ClaimSource); ok {
+		return cs
+	}
+	return nil
+}
+
+func (e *Resolver) draDevices() DRADeviceSource {
+	if e.DRADevices != nil {
+		return e.DRADevices
+	}
+	return devinfo.DRARecords{Dir: e.deviceInfoDir()}
+}
+
+// assignClaimDevices gives VFs from the pod's ResourceClaims to the
+// attachments whose NAD names a claim (ResourceClaimAnnot), and to those
+// whose NAD's resourceName is the resourceName attribute of VFs the pod's
+// claims hold (as Multus and dra-driver-sriov match them): in annotation
+// order, claims in the pod's order, devices in allocation order, never two
+// attachments one VF. It returns the attachments it served; the others
+// (resourceName without claimed VFs of it) are left to the device plugin.
+func (e *Resolver) assignClaimDevices(ctx context.Context, pod *podnet.Pod, req *podnet.Request, atts []podnet.Attachment) (map[int]bool, error) {
+	done := map[int]bool{}
+	want := false
+	for i := range atts {
+		if atts[i].ResourceClaim != "" || atts[i].ResourceName != "" {
+			want = true
+		}
+		if atts[i].ResourceClaim != "" && len(pod.ResourceClaims) == 0 {
+			return nil, podnet.AttachError(atts[i].Network, atts[i].IfName, fmt.Errorf("annotation %s: %q, but the pod has no resourceClaims", ResourceClaimAnnot, atts[i].ResourceClaim))
+		}
+	}
+	if !want || len(pod.ResourceClaims) == 0 {
+		return done, nil
+	}
+	devs, err := e.podClaimDevices(ctx, pod, atts)
+	if err != nil {
+		return nil, err
+	}
+	take := func(i int, match func(*claimDevice) bool, what string) error {
+		a := &atts[i]
+		for _, d := range devs {
+			if !d.used && match(d) {
+				d.used = true
+				e.setDevice(a, req, d.rec.PCIAddress)
+				done[i] = true
+				return nil
+			}
+		}
+		n := 0
+		for _, d := range devs {
+			if match(d) {
+				n++
+			}
+		}
+		return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("%s: the pod's claims hold %d VF(s) of it on this node, all taken by earlier attachments; ask for more in the claim", what, n))
+	}
+	// Explicit claim references first, then resourceName matches.
+	for i := range atts {
+		ref := atts[i].ResourceClaim
+		if ref == "" {
+			continue
+		}
+		claim, request, _ := strings.Cut(ref, "/")
+		known := false
+		for _, pc := range pod.ResourceClaims {
+			known = known || pc.Name == claim
+		}
+		if !known {
+			return nil, podnet.AttachError(atts[i].Network, atts[i].IfName, fmt.Errorf("annotation %s: the pod has no resourceClaim %q", ResourceClaimAnnot, claim))
+		}
+		match := func(d *claimDevice) bool { return d.podClaim == claim && (request == "" || d.request == request) }
+		if err := take(i, match, fmt.Sprintf("annotation %s: %q", ResourceClaimAnnot, ref)); err != nil {
+			return nil, err
+		}
+	}
+	for i := range atts {
+		r := atts[i].ResourceName
+		if done[i] || r == "" {
+			continue
+		}
+		match := func(d *claimDevice) bool { return d.rec.ResourceName == r }
+		any := false
+		for _, d := range devs {
+			any = any || match(d)
+		}
+		if !any {
+			continue // the device plugin's
+		}
+		if err := take(i, match, fmt.Sprintf("resource %q", r)); err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
+}
+
+// podClaimDevices are the VFs of the pod's claims that the SR-IOV DRA
+// driver prepared on this node.
+func (e *Resolver) podClaimDevices(ctx context.Context, pod *podnet.Pod, atts []podnet.Attachment) ([]*claimDevice, error) {
+	first := atts[0]
+	for _, a := range atts {
+		if a.ResourceClaim != "" || a.ResourceName != "" {
+			first = a
+			break
+		}
+	}
+	src := e.claimSource()
+	if src == nil {
+		return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("the pod has resourceClaims, but no claim source (the API) is available in this mode"))
+	}
+	recs := e.draDevices()
+	var out []*claimDevice
+	for _, pc := range pod.ResourceClaims {
+		if pc.ClaimName == "" {
+			continue
+		}
+		c, err := src.Claim(ctx, pod.Namespace, pc.ClaimName)
+		if err != nil {
+			return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("resourceClaim %q: %w", pc.Name, err))
+		}
+		for _, r := range c.Results {
+			rec, err := recs.Record(r.Driver, r.Pool, r.Device)
+			if err != nil {
+				return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("resourceClaim %q: device %s: %w", pc.Name, r.Device, err))
+			}
+			if rec == nil {
+				continue
+			}
+			if rec.ClaimUID != "" && c.UID != "" && rec.ClaimUID != c.UID {
+				return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("resourceClaim %q: device %s was prepared for another claim (%s)", pc.Name, r.Device, rec.ClaimUID))
+			}
+			out = append(out, &claimDevice{podClaim: pc.Name, request: r.Request, rec: rec})
+		}
+	}
+	return out, nil
+}
+
+// setDevice hands a VF to an attachment as the device plugin path does:
+// deviceID and the device-info file the CNI plugin may write.
+func (e *Resolver) setDevice(a *podnet.Attachment, req *podnet.Request, id string) {
+	a.DeviceID = id
+	a.DeviceInfoFile = devinfo.CNIPath(e.deviceInfoDir(), a.Network, req.ContainerID, a.IfName)
+	if a.CapabilityArgs == nil {
+		a.CapabilityArgs = map[string]any{}
+	}
+	a.CapabilityArgs["deviceID"] = id
+	a.CapabilityArgs["CNIDeviceInfoFile"] = a.DeviceInfoFile
+}
