@@ -39,6 +39,9 @@ type kubeEnv struct {
 	cs         *kubernetes.Clientset
 	nads       nadclient.K8sCniCncfIoV1Interface
 	kubeconfig string
+	// node, when set, is the spec.nodeName of the pods createPod makes
+	// (plexusd watches the pods of its node only).
+	node string
 }
 
 func newKubeEnv(t *testing.T) *kubeEnv { return newKubeEnvB(t) }
@@ -99,6 +102,7 @@ func (k *kubeEnv) createPod(name, networks string) *cnienv.Pod {
 	if networks != "" {
 		pod.Annotations = map[string]string{nadv1.NetworkAttachmentAnnot: networks}
 	}
+	pod.Spec.NodeName = k.node
 	created, err := k.cs.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{})
 	if err != nil {
 		k.t.Fatal(err)

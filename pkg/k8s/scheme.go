@@ -18,7 +18,7 @@ import (
 // so that importing this package costs nothing in clusterless mode.
 var coreCodecs = sync.OnceValue(func() serializer.CodecFactory {
 	s := runtime.NewScheme()
-	s.AddKnownTypes(corev1.SchemeGroupVersion, &corev1.Pod{}, &corev1.Event{})
+	s.AddKnownTypes(corev1.SchemeGroupVersion, &corev1.Pod{}, &corev1.PodList{}, &corev1.Event{})
 	metav1.AddToGroupVersion(s, corev1.SchemeGroupVersion)
 	return serializer.NewCodecFactory(s)
 })

@@ -110,6 +110,10 @@ func BuildPackage(t testing.TB, name, pkg string) string {
 // with other tags fails the test.
 func BuildPackageTags(t testing.TB, name, pkg, tags string) string {
 	t.Helper()
+	if name == "plexus" {
+		// The shim execs plexus-thin from beside itself.
+		BuildPackageTags(t, "plexus-thin", "./cmd/plexus-thin", "")
+	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	src := pkg + " tags=" + tags
@@ -132,14 +136,6 @@ func BuildPackageTags(t testing.TB, name, pkg, tags string) string {
 		buildDir = filepath.Join(os.TempDir(), "plexus-test-bin-"+strconv.Itoa(os.Getpid()))
 		if err := os.MkdirAll(buildDir, 0o755); err != nil {
 			t.Fatal(err)
-		}
-	}
-	if name == "plexus" {
-		// The shim execs plexus-thin from beside itself.
-		if _, ok := buildDone["plexus-thin"]; !ok {
-			buildMu.Unlock()
-			BuildPackageTags(t, "plexus-thin", "./cmd/plexus-thin", "")
-			buildMu.Lock()
 		}
 	}
 	p := filepath.Join(buildDir, name)
