@@ -15,17 +15,22 @@ import (
 	"github.com/plexus-cni/plexus/pkg/install"
 )
 
-// kustomizations are the base and every overlay, with the host paths each
-// must give the plexus DaemonSet and the device plugin.
-var kustomizations = []struct {
+// kustomization is one kustomization directory, the host paths it must
+// give the plexus DaemonSet and the device plugin, and whether it is the
+// daemon deployment (plexusd) or the thin one.
+type kustomization struct {
 	dir, bin, conf string
-}{
-	{".", install.DefaultCNIBinDir, install.DefaultCNIConfDir},
-	{"overlays/base", install.DefaultCNIBinDir, install.DefaultCNIConfDir},
-	{"overlays/thin-only", install.DefaultCNIBinDir, install.DefaultCNIConfDir},
-	{"overlays/k3s", "/var/lib/rancher/k3s/data/cni", "/var/lib/rancher/k3s/agent/etc/cni/net.d"},
-	{"overlays/rke2", "/opt/cni/bin", "/var/lib/rancher/rke2/agent/etc/cni/net.d"},
-	{"overlays/openshift", "/var/lib/cni/bin", "/etc/kubernetes/cni/net.d"},
+	daemon         bool
+}
+
+// kustomizations are the base and every overlay.
+var kustomizations = []kustomization{
+	{".", install.DefaultCNIBinDir, install.DefaultCNIConfDir, true},
+	{"overlays/base", install.DefaultCNIBinDir, install.DefaultCNIConfDir, true},
+	{"overlays/thin-only", install.DefaultCNIBinDir, install.DefaultCNIConfDir, false},
+	{"overlays/k3s", "/var/lib/rancher/k3s/data/cni", "/var/lib/rancher/k3s/agent/etc/cni/net.d", true},
+	{"overlays/rke2", "/opt/cni/bin", "/var/lib/rancher/rke2/agent/etc/cni/net.d", true},
+	{"overlays/openshift", "/var/lib/cni/bin", "/etc/kubernetes/cni/net.d", true},
 }
 
 // Paths that are kubelet's and the device-info spec's on every
@@ -49,8 +54,10 @@ func kustomize(t *testing.T, dir string) []byte {
 // TestKustomize: the base and every overlay render, the apiserver accepts
 // every object they render (server dry run), and the rendered DaemonSets
 // name the distribution's paths consistently — hostPath volumes, their
-// mounts and plexus-install's flags — with no default path left behind
-// and plexus's images at the VERSION file's tag.
+// mounts in plexus-install and plexusd, and their flags — with no default
+// path left behind and plexus's images at the VERSION file's tag; the
+// daemon deployments run plexusd, thin-only runs none and grants its
+// ServiceAccount no list/watch of pods nor watch of NADs.
 func TestKustomize(t *testing.T) {
 	cp := cluster.Shared(t)
 	b, err := os.ReadFile(filepath.Join("..", "VERSION"))
@@ -74,6 +81,7 @@ func TestKustomize(t *testing.T) {
 				t.Errorf("%d objects accepted, want %d:\n%s", n, len(docs), res)
 			}
 			checkRenderedPaths(t, docs, k.bin, k.conf)
+			checkRenderedDeployment(t, docs, k.daemon)
 			checkRenderedImages(t, out, release)
 			for def, want := range map[string]string{install.DefaultCNIBinDir: k.bin, install.DefaultCNIConfDir: k.conf} {
 				if def != want && pathIn(def).Match(out) {
@@ -102,6 +110,18 @@ func checkRenderedPaths(t *testing.T, docs []map[string]any, bin, conf string) {
 			t.Errorf("plexus: volume %s mounted at %q, want the host path %q", name, m, want)
 		}
 	}
+	// plexusd, where it runs, mounts the CNI dirs at the host's paths too
+	// and runs delegates from the host's bin dir.
+	for _, c := range s.Containers[1:] {
+		for name, want := range map[string]string{"cni-bin": bin, "cni-conf": conf} {
+			if m := mountPath(c.VolumeMounts, name); m != want {
+				t.Errorf("%s: volume %s mounted at %q, want the host path %q", c.Name, name, m, want)
+			}
+		}
+		if c.Name == "plexusd" && !slices.Contains(c.Args, "--bin-dir="+bin) {
+			t.Errorf("plexusd: args %v lack --bin-dir=%s", c.Args, bin)
+		}
+	}
 	cfg, _, err := install.ParseFlags(s.Containers[0].Args, io.Discard)
 	if err != nil {
 		t.Fatalf("plexus-install refuses the rendered args %v: %v", s.Containers[0].Args, err)
@@ -124,6 +144,58 @@ func checkRenderedPaths(t *testing.T, docs []map[string]any, bin, conf string) {
 	for _, a := range []string{"--device-plugin-dir=" + devicePluginDir, "--devinfo-dir=" + devinfoDir} {
 		if !slices.Contains(d.Containers[0].Args, a) {
 			t.Errorf("device plugin: args %v lack %s", d.Containers[0].Args, a)
+		}
+	}
+}
+
+// checkRenderedDeployment checks the daemon or thin deployment in one
+// rendered kustomization: plexusd (checkPlexusd), the hostPath volumes
+// only plexusd mounts, and the ClusterRole's verbs on pods and NADs.
+func checkRenderedDeployment(t *testing.T, docs []map[string]any, daemon bool) {
+	t.Helper()
+	ds := findDaemonSet(t, docs, "plexus")
+	checkPlexusd(t, ds, daemon)
+	if !daemon {
+		var names []string
+		for _, v := range ds.Spec.Template.Spec.Volumes {
+			names = append(names, v.Name)
+		}
+		if want := []string{"cni-bin", "cni-conf", "plexus-cache", "ready"}; !slices.Equal(names, want) {
+			t.Errorf("thin deployment: volumes %v, want %v (nothing for plexusd)", names, want)
+		}
+	}
+	var role struct {
+		Rules []struct {
+			APIGroups []string `json:"apiGroups"`
+			Resources []string `json:"resources"`
+			Verbs     []string `json:"verbs"`
+		} `json:"rules"`
+	}
+	found := false
+	for _, d := range docs {
+		if meta, _ := d["metadata"].(map[string]any); d["kind"] == "ClusterRole" && meta["name"] == "plexus" {
+			remarshal(t, d, &role)
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no ClusterRole plexus rendered")
+	}
+	verbs := map[string][]string{}
+	for _, r := range role.Rules {
+		for _, res := range r.Resources {
+			verbs[res] = append(verbs[res], r.Verbs...)
+		}
+	}
+	want := map[string][]string{"pods": {"get"}, "network-attachment-definitions": {"get", "list"}}
+	if daemon {
+		want = map[string][]string{"pods": {"get", "list", "watch"}, "network-attachment-definitions": {"get", "list", "watch"}}
+	}
+	for res, w := range want {
+		got := slices.Clone(verbs[res])
+		slices.Sort(got)
+		if !slices.Equal(got, w) {
+			t.Errorf("ClusterRole plexus: %s verbs %v, want %v (daemon deployment: %v)", res, got, w, daemon)
 		}
 	}
 }
@@ -161,7 +233,7 @@ func TestKustomizeOverlaysListed(t *testing.T) {
 	}
 	for _, f := range dirs {
 		dir := filepath.ToSlash(filepath.Dir(f))
-		if !slices.ContainsFunc(kustomizations, func(k struct{ dir, bin, conf string }) bool { return k.dir == dir }) {
+		if !slices.ContainsFunc(kustomizations, func(k kustomization) bool { return k.dir == dir }) {
 			t.Errorf("%s is not in kustomize_test.go's kustomizations", dir)
 		}
 	}
@@ -242,8 +314,10 @@ func volumePaths(vs volumes) map[string]string {
 }
 
 func mountPath(ms []struct {
-	Name      string `json:"name"`
-	MountPath string `json:"mountPath"`
+	Name             string `json:"name"`
+	MountPath        string `json:"mountPath"`
+	ReadOnly         bool   `json:"readOnly"`
+	MountPropagation string `json:"mountPropagation"`
 }, name string) string {
 	for _, m := range ms {
 		if m.Name == name {

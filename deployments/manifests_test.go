@@ -71,10 +71,13 @@ func TestServerDryRun(t *testing.T) {
 	}
 }
 
-// TestPlexusRBAC: plexus's ServiceAccount may do exactly what an ADD needs
-// (the list in plexus.yaml), and not more: pods/status is only patched
-// (pkg/k8s/status.go), NADs are got and listed, never watched
-// (pkg/k8s/nads.go), Events are core/v1 and only created.
+// TestPlexusRBAC: plexus's ServiceAccount may do exactly what plexusd's
+// informers and a thin ADD need (the list in plexus.yaml), and not more:
+// pods are got, listed and watched (plexusd's informer of its node's
+// pods), pods/status is only patched (pkg/k8s/status.go), NADs are got,
+// listed and watched (plexusd's informer; pkg/k8s/nads.go), Events are
+// core/v1 and only created. The thin-only overlay's narrower rules are
+// checked by TestKustomize.
 func TestPlexusRBAC(t *testing.T) {
 	cp := cluster.Shared(t)
 	as := "--as=system:serviceaccount:kube-system:plexus"
@@ -89,17 +92,21 @@ func TestPlexusRBAC(t *testing.T) {
 		{"delete", "pods/status", "no"},
 		{"get", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
 		{"list", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
-		{"watch", "network-attachment-definitions.k8s.cni.cncf.io", "no"},
+		{"watch", "network-attachment-definitions.k8s.cni.cncf.io", "yes"},
+		{"list", "pods", "yes"},
+		{"watch", "pods", "yes"},
 		{"create", "events", "yes"},
 		{"patch", "events", "no"},
 		{"create", "events.events.k8s.io", "no"},
 		{"patch", "events.events.k8s.io", "no"},
 		// Least privilege: nothing else.
-		{"list", "pods", "no"},
 		{"update", "pods", "no"},
 		{"patch", "pods", "no"},
 		{"delete", "pods", "no"},
 		{"create", "network-attachment-definitions.k8s.cni.cncf.io", "no"},
+		{"update", "network-attachment-definitions.k8s.cni.cncf.io", "no"},
+		{"watch", "pods/status", "no"},
+		{"watch", "events", "no"},
 		{"get", "secrets", "no"},
 		{"get", "nodes", "no"},
 		{"delete", "events", "no"},
@@ -122,14 +129,16 @@ func TestPlexusRBAC(t *testing.T) {
 
 // TestDaemonSets checks what the apiserver does not: the properties the
 // DaemonSets must have to run on every node as the docs say, with the
-// host paths their containers use and no others (least privilege: plexus
-// itself reaches pod-resources and device-info from the host, not through
-// plexus-install's container; the device plugin never asks pod-resources).
+// host paths their containers use and no others (least privilege: the
+// device plugin never asks pod-resources; plexus's pod mounts kubelet's
+// pod-resources, device-info and network namespaces for plexusd only,
+// read-only). plexusd itself: checkPlexusd.
 func TestDaemonSets(t *testing.T) {
 	for file, want := range map[string]struct{ mounts, not []string }{
 		"plexus.yaml": {
-			mounts: []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus"},
-			not:    []string{"/var/lib/kubelet/pod-resources", "/var/run/k8s.cni.cncf.io/devinfo"},
+			mounts: []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus", "/var/lib/cni/networks", "/run/plexus",
+				"/var/run/netns", "/var/lib/kubelet/pod-resources", "/var/run/k8s.cni.cncf.io/devinfo"},
+			not: []string{"/var/lib/kubelet/device-plugins", "/sys"},
 		},
 		"sriov-device-plugin.yaml": {
 			mounts: []string{"/var/lib/kubelet/device-plugins", "/var/run/k8s.cni.cncf.io/devinfo/dp", "/sys"},
@@ -166,14 +175,134 @@ func TestDaemonSets(t *testing.T) {
 		if s.SecurityContext.SeccompProfile.Type != "RuntimeDefault" {
 			t.Errorf("%s: pod seccompProfile %q, want RuntimeDefault", file, s.SecurityContext.SeccompProfile.Type)
 		}
-		c := s.Containers[0]
-		if c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" || c.Resources.Requests["cpu"] == "" {
-			t.Errorf("%s: resources %+v", file, c.Resources)
-		}
-		if !strings.HasPrefix(c.Image, "ghcr.io/plexus-cni/") || c.ImagePullPolicy != "IfNotPresent" {
-			t.Errorf("%s: image %s pull policy %s", file, c.Image, c.ImagePullPolicy)
+		for _, c := range s.Containers {
+			if c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" || c.Resources.Requests["cpu"] == "" {
+				t.Errorf("%s: container %s: resources %+v", file, c.Name, c.Resources)
+			}
+			if !strings.HasPrefix(c.Image, "ghcr.io/plexus-cni/") || c.ImagePullPolicy != "IfNotPresent" {
+				t.Errorf("%s: container %s: image %s pull policy %s", file, c.Name, c.Image, c.ImagePullPolicy)
+			}
+			if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+				!sc.ReadOnlyRootFilesystem || sc.Privileged || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
+				t.Errorf("%s: container %s: securityContext %+v, want no privilege escalation, a read-only root and every capability dropped", file, c.Name, sc)
+			}
 		}
 	}
+	checkPlexusd(t, daemonSetOf(t, "plexus.yaml"), true)
+}
+
+// checkPlexusd checks the plexus DaemonSet's plexusd container, or that
+// there is none (want false: the thin deployment). plexusd runs from
+// plexus-install's image, on the node it is told by the downward API,
+// serves the socket plexus-install writes into plexus's config from a
+// host directory the shim on the host reaches, uses plexus-install's
+// cache and bin dirs, declares its metrics port and is ready on /readyz
+// there, and sees the host's network namespaces as they come and go.
+func checkPlexusd(t *testing.T, ds *daemonSet, want bool) {
+	t.Helper()
+	s := ds.Spec.Template.Spec
+	inst := s.Containers[0]
+	cfg, _, err := install.ParseFlags(inst.Args, io.Discard)
+	if err != nil {
+		t.Fatalf("plexus-install refuses the args %v: %v", inst.Args, err)
+	}
+	var d *container
+	for i := range s.Containers {
+		if s.Containers[i].Name == "plexusd" {
+			d = &s.Containers[i]
+		}
+	}
+	if !want {
+		if d != nil || len(s.Containers) != 1 {
+			t.Errorf("thin deployment: containers %d (plexusd %v), want plexus-install alone", len(s.Containers), d != nil)
+		}
+		if cfg.DaemonSocket != "" {
+			t.Errorf("thin deployment: plexus-install --daemon-socket=%s: the shim would wait for a daemon that is not there", cfg.DaemonSocket)
+		}
+		return
+	}
+	if inst.Name != "plexus-install" || d == nil {
+		t.Fatalf("containers %v, want plexus-install first and plexusd", containerNames(s.Containers))
+	}
+	if d.Image != inst.Image || len(d.Command) != 1 || d.Command[0] != "/usr/bin/plexusd" {
+		t.Errorf("plexusd: image %s command %v, want %s (plexus-install's) running /usr/bin/plexusd", d.Image, d.Command, inst.Image)
+	}
+	flags := map[string]string{}
+	for _, a := range d.Args {
+		k, v, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		flags[k] = v
+	}
+	if cfg.DaemonSocket == "" || flags["socket"] != cfg.DaemonSocket {
+		t.Errorf("plexusd --socket=%q, plexus-install --daemon-socket=%q: want the same path", flags["socket"], cfg.DaemonSocket)
+	}
+	if flags["cni-dir"] != cfg.CNIDir || flags["bin-dir"] != cfg.CNIBinDir {
+		t.Errorf("plexusd --cni-dir=%q --bin-dir=%q, want plexus-install's %q %q", flags["cni-dir"], flags["bin-dir"], cfg.CNIDir, cfg.CNIBinDir)
+	}
+	port := 0
+	for _, p := range d.Ports {
+		if p.Name == "metrics" {
+			port = p.ContainerPort
+		}
+	}
+	if port != 9555 || !strings.HasSuffix(flags["metrics-address"], ":9555") {
+		t.Errorf("plexusd: port metrics %d, --metrics-address=%q; want 9555 on both", port, flags["metrics-address"])
+	}
+	if p := d.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || (string(p.HTTPGet.Port) != `"metrics"` && string(p.HTTPGet.Port) != "9555") {
+		t.Errorf("plexusd: readinessProbe %+v, want httpGet /readyz on the metrics port", p)
+	}
+	nodeName := false
+	for _, e := range d.Env {
+		nodeName = nodeName || (e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName")
+	}
+	if !nodeName && flags["node-name"] == "" {
+		t.Error("plexusd: no NODE_NAME from spec.nodeName (nor --node-name): it would not start")
+	}
+	hostPaths := map[string]string{}
+	for _, v := range s.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	mounts := map[string]bool{}
+	for _, m := range d.VolumeMounts {
+		hp, ok := hostPaths[m.Name]
+		if !ok {
+			t.Errorf("plexusd: volume %s is not a hostPath", m.Name)
+			continue
+		}
+		if hp != m.MountPath {
+			t.Errorf("plexusd: %s (host %s) mounted at %s: host paths are mounted at the same path, as plexus's config names them", m.Name, hp, m.MountPath)
+		}
+		mounts[hp] = true
+		if hp == "/var/run/netns" && m.MountPropagation != "HostToContainer" {
+			t.Errorf("plexusd: network namespaces mounted with propagation %q: want HostToContainer (namespaces made after plexusd started)", m.MountPropagation)
+		}
+		switch m.Name {
+		case "cni-bin", "cni-conf", "netns", "pod-resources", "devinfo":
+			if !m.ReadOnly {
+				t.Errorf("plexusd: %s mounted writable; plexusd only reads it", m.Name)
+			}
+		}
+	}
+	for _, p := range []string{filepath.Dir(cfg.DaemonSocket), cfg.CNIDir, cfg.CNIBinDir, cfg.CNIConfDir, "/var/run/netns",
+		filepath.Dir(flags["pod-resources-socket"])} {
+		if !mounts[p] {
+			t.Errorf("plexusd: host path %s not mounted", p)
+		}
+	}
+	for _, m := range inst.VolumeMounts {
+		if m.Name == "netns" || m.Name == "pod-resources" || m.Name == "plexusd-socket" {
+			t.Errorf("plexus-install mounts %s, which only plexusd uses", m.Name)
+		}
+	}
+}
+
+func containerNames(cs []container) []string {
+	var n []string
+	for _, c := range cs {
+		n = append(n, c.Name)
+	}
+	return n
 }
 
 // TestSRIOVConfigMap: the example resourceList is one the device plugin accepts.
@@ -256,8 +385,8 @@ func daemonSetOf(t *testing.T, file string) *daemonSet {
 // readiness probe that asks plexus-install whether the config is
 // installed: plexus-install keeps its config on exit, the probe is
 // plexus-install --check with the marker file the installer writes, kept
-// in an emptyDir (per pod, so a new pod starts not ready), and nothing
-// reads a NODE_NAME the pod would be given.
+// in an emptyDir (per pod, so a new pod starts not ready), and
+// plexus-install is not given a NODE_NAME it does not read (plexusd is).
 func TestPlexusRollout(t *testing.T) {
 	ds := daemonSetOf(t, "plexus.yaml")
 	ru := ds.Spec.UpdateStrategy.RollingUpdate
@@ -303,7 +432,7 @@ func TestPlexusRollout(t *testing.T) {
 	}
 	for _, e := range c.Env {
 		if e.Name == "NODE_NAME" {
-			t.Error("env NODE_NAME: neither plexus-install nor plexus reads it")
+			t.Error("plexus-install's env NODE_NAME: neither plexus-install nor plexus reads it")
 		}
 	}
 }
@@ -364,28 +493,7 @@ type daemonSet struct {
 				Tolerations []struct {
 					Key, Operator string
 				} `json:"tolerations"`
-				Containers []struct {
-					Image           string   `json:"image"`
-					ImagePullPolicy string   `json:"imagePullPolicy"`
-					Command         []string `json:"command"`
-					Args            []string `json:"args"`
-					Env             []struct {
-						Name string `json:"name"`
-					} `json:"env"`
-					ReadinessProbe *struct {
-						Exec *struct {
-							Command []string `json:"command"`
-						} `json:"exec"`
-					} `json:"readinessProbe"`
-					VolumeMounts []struct {
-						Name      string `json:"name"`
-						MountPath string `json:"mountPath"`
-					} `json:"volumeMounts"`
-					Resources struct {
-						Requests map[string]string `json:"requests"`
-						Limits   map[string]string `json:"limits"`
-					} `json:"resources"`
-				} `json:"containers"`
+				Containers []container `json:"containers"`
 				Volumes []struct {
 					Name     string    `json:"name"`
 					EmptyDir *struct{} `json:"emptyDir"`
@@ -396,6 +504,54 @@ type daemonSet struct {
 			} `json:"spec"`
 		} `json:"template"`
 	} `json:"spec"`
+}
+
+type container struct {
+	Name            string   `json:"name"`
+	Image           string   `json:"image"`
+	ImagePullPolicy string   `json:"imagePullPolicy"`
+	Command         []string `json:"command"`
+	Args            []string `json:"args"`
+	Env             []struct {
+		Name      string `json:"name"`
+		ValueFrom *struct {
+			FieldRef *struct {
+				FieldPath string `json:"fieldPath"`
+			} `json:"fieldRef"`
+		} `json:"valueFrom"`
+	} `json:"env"`
+	Ports []struct {
+		Name          string `json:"name"`
+		ContainerPort int    `json:"containerPort"`
+	} `json:"ports"`
+	ReadinessProbe *struct {
+		Exec *struct {
+			Command []string `json:"command"`
+		} `json:"exec"`
+		HTTPGet *struct {
+			Path string          `json:"path"`
+			Port json.RawMessage `json:"port"`
+		} `json:"httpGet"`
+	} `json:"readinessProbe"`
+	VolumeMounts []struct {
+		Name             string `json:"name"`
+		MountPath        string `json:"mountPath"`
+		ReadOnly         bool   `json:"readOnly"`
+		MountPropagation string `json:"mountPropagation"`
+	} `json:"volumeMounts"`
+	Resources struct {
+		Requests map[string]string `json:"requests"`
+		Limits   map[string]string `json:"limits"`
+	} `json:"resources"`
+	SecurityContext *struct {
+		Privileged               bool  `json:"privileged"`
+		AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+		ReadOnlyRootFilesystem   bool  `json:"readOnlyRootFilesystem"`
+		Capabilities             struct {
+			Drop []string `json:"drop"`
+			Add  []string `json:"add"`
+		} `json:"capabilities"`
+	} `json:"securityContext"`
 }
 
 var (

@@ -167,7 +167,7 @@ func TestImportAndRunInContainerd(t *testing.T) {
 	if _, err := ctr(args...); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{"plexus", "sriov", "passthru"} {
+	for _, b := range []string{"plexus", "plexus-thin", "sriov", "passthru"} {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			t.Errorf("the image's plexus-install did not install %s: %v", b, err)
 		}

@@ -55,7 +55,9 @@ var Specs = []Spec{
 		Entrypoint: []string{"/usr/bin/plexus-install"},
 		Files: []File{
 			{"plexus-install", "/usr/bin/plexus-install"},
+			{"plexusd", "/usr/bin/plexusd"},
 			{"plexus", "/usr/lib/plexus/plexus"},
+			{"plexus-thin", "/usr/lib/plexus/plexus-thin"},
 			{"sriov", "/usr/lib/plexus/sriov"},
 			{"passthru", "/usr/lib/plexus/passthru"},
 		},

@@ -396,9 +396,16 @@ func TestSpecsMatchManifestsAndDockerfiles(t *testing.T) {
 		for _, f := range s.Files {
 			paths[f.Path] = true
 		}
+		// Every container of the DaemonSet (plexus-install, plexusd) runs
+		// this image and a binary in it.
+		for _, o := range daemonSetContainers(t, manifest) {
+			if o.Image != c.Image || len(o.Command) == 0 || !paths[o.Command[0]] {
+				t.Errorf("%s: container %s runs %v from %s; the image %s has %v", manifest, o.Name, o.Command, o.Image, c.Image, s.Files)
+			}
+		}
 		for _, a := range c.Args {
 			if dir, ok := strings.CutPrefix(a, "--source-dir="); ok {
-				for _, b := range []string{"plexus", "sriov", "passthru"} {
+				for _, b := range []string{"plexus", "plexus-thin", "sriov", "passthru"} {
 					if !paths[dir+"/"+b] {
 						t.Errorf("%s: --source-dir %s has no %s in the image", manifest, dir, b)
 					}
@@ -457,7 +464,7 @@ func TestRealPlexusImageInstalls(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("image's plexus-install: %v\n%s", err, b)
 	}
-	for _, b := range []string{"plexus", "sriov", "passthru"} {
+	for _, b := range []string{"plexus", "plexus-thin", "sriov", "passthru"} {
 		got, err := os.ReadFile(filepath.Join(host, "opt/cni/bin", b))
 		if err != nil {
 			t.Fatal(err)
@@ -473,12 +480,19 @@ func TestRealPlexusImageInstalls(t *testing.T) {
 }
 
 type container struct {
+	Name    string   `json:"name"`
 	Image   string   `json:"image"`
 	Command []string `json:"command"`
 	Args    []string `json:"args"`
 }
 
 func daemonSetContainer(t *testing.T, path string) container {
+	t.Helper()
+	return daemonSetContainers(t, path)[0]
+}
+
+// daemonSetContainers are every container of the file's DaemonSet.
+func daemonSetContainers(t *testing.T, path string) []container {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -499,11 +513,11 @@ func daemonSetContainer(t *testing.T, path string) container {
 			t.Fatalf("%s: %v", path, err)
 		}
 		if ds.Kind == "DaemonSet" && len(ds.Spec.Template.Spec.Containers) > 0 {
-			return ds.Spec.Template.Spec.Containers[0]
+			return ds.Spec.Template.Spec.Containers
 		}
 	}
 	t.Fatalf("%s: no DaemonSet container", path)
-	return container{}
+	return nil
 }
 
 func keys(m map[string]*tar.Header) []string {
