@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -130,9 +131,10 @@ func TestPlexusRBAC(t *testing.T) {
 // TestDaemonSets checks what the apiserver does not: the properties the
 // DaemonSets must have to run on every node as the docs say, with the
 // host paths their containers use and no others (least privilege: the
-// device plugin never asks pod-resources; plexus's pod mounts kubelet's
-// pod-resources, device-info and network namespaces for plexusd only,
-// read-only). plexusd itself: checkPlexusd.
+// device plugin reads pod-resources for its metrics only; plexus's pod
+// mounts kubelet's pod-resources, device-info and network namespaces for
+// plexusd only, read-only), and a declared metrics port where a
+// --metrics-address serves. plexusd itself: checkPlexusd.
 func TestDaemonSets(t *testing.T) {
 	for file, want := range map[string]struct{ mounts, not []string }{
 		"plexus.yaml": {
@@ -141,8 +143,8 @@ func TestDaemonSets(t *testing.T) {
 			not: []string{"/var/lib/kubelet/device-plugins", "/sys"},
 		},
 		"sriov-device-plugin.yaml": {
-			mounts: []string{"/var/lib/kubelet/device-plugins", "/var/run/k8s.cni.cncf.io/devinfo/dp", "/sys"},
-			not:    []string{"/var/lib/kubelet/pod-resources"},
+			mounts: []string{"/var/lib/kubelet/device-plugins", "/var/run/k8s.cni.cncf.io/devinfo/dp", "/sys", "/var/lib/kubelet/pod-resources"},
+			not:    []string{"/var/run/netns", "/opt/cni/bin"},
 		},
 	} {
 		ds := daemonSetOf(t, file)
@@ -176,6 +178,20 @@ func TestDaemonSets(t *testing.T) {
 			t.Errorf("%s: pod seccompProfile %q, want RuntimeDefault", file, s.SecurityContext.SeccompProfile.Type)
 		}
 		for _, c := range s.Containers {
+			for _, a := range c.Args {
+				addr, ok := strings.CutPrefix(a, "--metrics-address=")
+				if !ok {
+					continue
+				}
+				_, port, _ := strings.Cut(addr, ":")
+				declared := false
+				for _, p := range c.Ports {
+					declared = declared || (p.Name == "metrics" && strconv.Itoa(p.ContainerPort) == port)
+				}
+				if !declared {
+					t.Errorf("%s: container %s serves metrics on %s but declares no containerPort %s named metrics", file, c.Name, addr, port)
+				}
+			}
 			if c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" || c.Resources.Requests["cpu"] == "" {
 				t.Errorf("%s: container %s: resources %+v", file, c.Name, c.Resources)
 			}

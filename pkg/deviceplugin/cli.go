@@ -20,9 +20,10 @@ func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sriov-device-plugin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		o        Options
-		metrics  string
-		logLevel string
+		o            Options
+		metrics      string
+		podResources string
+		logLevel     string
 	)
 	fs.StringVar(&o.ConfigPath, "config", DefaultConfigPath, "resourceList configuration file (reloaded on change)")
 	fs.StringVar(&o.ResourcePrefix, "resource-prefix", dpconfig.DefaultPrefix, "resource prefix for resources without resourcePrefix")
@@ -31,6 +32,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.PluginDir, "device-plugin-dir", DefaultPluginDir, "kubelet's device plugin directory (holds kubelet.sock)")
 	fs.StringVar(&o.DevInfoDir, "devinfo-dir", DefaultDevInfoDir, "directory for device-info files")
 	fs.StringVar(&metrics, "metrics-address", "", "serve Prometheus metrics on this host:port (off when empty)")
+	fs.StringVar(&podResources, "pod-resources-socket", "", "kubelet's pod-resources socket: with --metrics-address, plexus_sriov_vfs counts the allocated devices (none when empty)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -48,7 +50,7 @@ func Main(args []string, stderr io.Writer) int {
 	o.Links = NetlinkMonitor{}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, metrics); err != nil {
+	if err := run(ctx, o, metrics, podResources); err != nil {
 		fmt.Fprintf(stderr, "sriov-device-plugin: %v\n", err)
 		return 1
 	}
@@ -56,12 +58,15 @@ func Main(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func run(ctx context.Context, o Options, metricsAddr string) error {
+func run(ctx context.Context, o Options, metricsAddr, podResources string) error {
 	if _, err := os.Stat(o.Discovery.Root); err != nil {
 		return fmt.Errorf("--host-root %q: %w", o.Discovery.Root, err)
 	}
 	if metricsAddr != "" {
 		o.Metrics = NewMetrics()
+		if podResources != "" {
+			o.Metrics.SetAssigned(PodResourcesAssigned(podResources))
+		}
 		addr, errc, err := o.Metrics.Serve(ctx, metricsAddr)
 		if err != nil {
 			return err

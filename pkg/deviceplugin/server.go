@@ -277,13 +277,7 @@ func (s *Server) recordMetricsLocked() {
 	if s.metrics == nil {
 		return
 	}
-	healthy := 0
-	for _, h := range s.health {
-		if h {
-			healthy++
-		}
-	}
-	s.metrics.setDevices(s.fullName, healthy, len(s.health)-healthy)
+	s.metrics.setPool(s.fullName, s.health)
 }
 
 // GetDevicePluginOptions advertises GetPreferredAllocation.
