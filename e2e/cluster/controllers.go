@@ -15,7 +15,8 @@ const controllersReadyTimeout = 60 * time.Second
 
 // StartControllers starts kube-scheduler and kube-controller-manager (only
 // the resourceclaim controller, which makes ResourceClaims from a pod's
-// ResourceClaimTemplates and removes them after the pod) on this control
+// ResourceClaimTemplates and releases them after the pod, and the garbage
+// collector, which deletes them with their pod) on this control
 // plane, with the admin credentials, and waits for their /healthz. Tests
 // that need the real scheduler — DRA allocation from ResourceSlices — call
 // it; the others do not pay for it. It returns at once when both already
@@ -57,7 +58,7 @@ func (c *ControlPlane) StartControllers() error {
 	if c.sched, err = start("kube-scheduler", ports[0]); err != nil {
 		return err
 	}
-	if c.kcm, err = start("kube-controller-manager", ports[1], "--controllers=resourceclaim-controller", "--use-service-account-credentials=false"); err != nil {
+	if c.kcm, err = start("kube-controller-manager", ports[1], "--controllers=resourceclaim-controller,garbage-collector-controller", "--use-service-account-credentials=false"); err != nil {
 		return err
 	}
 	if err := c.writeState(); err != nil {
