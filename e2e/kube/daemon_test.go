@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,6 +250,10 @@ func TestDaemonAddFromCache(t *testing.T) {
 	if _, err := k.Add(p); err != nil {
 		t.Fatalf("ADD: %v\nshim log:\n%s\nplexusd log:\n%s", err, k.Log(), d.log())
 	}
+	if m := regexp.MustCompile(`msg="ADD timing".*`).FindAllString(k.Log(), -1); len(m) > 0 {
+		t.Log(m[len(m)-1])
+	}
+	t.Logf("plexusd resolved in %.2f ms", 1000*d.metric("plexus_resolve_duration_seconds_sum")/d.metric("plexus_resolve_duration_seconds_count"))
 	if got := len(k.Links(p)); got != 3 {
 		t.Fatalf("%d interfaces in the pod, want 3", got)
 	}

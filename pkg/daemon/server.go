@@ -70,6 +70,9 @@ func (d *Daemon) handle(ctx context.Context, conn net.Conn) {
 		d.metrics.socketErrors.Inc()
 		resp = &wire.Response{Error: &wire.Error{Message: fmt.Sprintf("plexusd: unknown op %q", req.Op)}}
 	}
+	if req.Op == wire.OpPublish || req.Op == wire.OpObserve {
+		return // the shim does not wait for an answer
+	}
 	if err := wire.WriteResponse(conn, resp); err != nil {
 		d.log.Debug("answering on the socket", "op", req.Op, "err", err)
 	}

@@ -192,3 +192,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Claim reads a ResourceClaim (DRA) with one GET: claims are read only for
+// pods whose NADs name one, so plexusd keeps no informer of them.
+func (s *NADSource) Claim(ctx context.Context, namespace, name string) (*podnet.Claim, error) {
+	return s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().Claim(ctx, namespace, name)
+}

@@ -103,11 +103,22 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	defer inv.closeLog()
 	ctx := context.Background()
+	var steps []any
+	last := inv.start
+	mark := func(step string) {
+		now := time.Now()
+		steps = append(steps, step, now.Sub(last).String())
+		last = now
+	}
+	defer func() { inv.log.Debug("ADD timing", append(steps, "total", time.Since(inv.start).String())...) }()
+	mark("setup")
 	unlock, err := inv.att.Lock(inv.req)
 	if err != nil {
 		return cniError(err)
 	}
+	mark("lock")
 	resp, err := inv.resolve(ctx, "ADD")
+	mark("resolve")
 	if err != nil {
 		unlock()
 		return inv.fallback(err)
@@ -141,6 +152,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return fail(err)
 	}
+	mark("attach")
 	out, err := results[0].GetAsVersion(inv.conf.CNIVersion)
 	if err != nil {
 		inv.att.Rollback(ctx, entry)
@@ -154,7 +166,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 		inv.att.Rollback(ctx, entry)
 		return fail(fmt.Errorf("writing network-status to the outbox %s: %v", inv.box.Dir, err))
 	}
+	mark("outbox")
 	inv.notify(inv.stats("ADD", nil))
+	mark("notify")
 	inv.log.Info("attached", "interfaces", len(entry.Attachments))
 	return out.Print()
 }
@@ -260,7 +274,7 @@ func (inv *invocation) observe(st *wire.Stats) {
 func (inv *invocation) send(req *wire.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 	defer cancel()
-	if _, err := wire.Call(ctx, inv.conf.DaemonSocket, req); err != nil {
+	if err := wire.Send(ctx, inv.conf.DaemonSocket, req); err != nil {
 		inv.log.Debug("telling plexusd; it finds outbox records by itself", "op", req.Op, "err", err)
 	}
 }

@@ -143,6 +143,25 @@ func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
 	return &resp, nil
 }
 
+// Send writes req to the socket without waiting for an answer (the shim's
+// notifications: plexusd acts on them, the shim has nothing to learn).
+func Send(ctx context.Context, socket string, req *Request) error {
+	req.Version = Version
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return fmt.Errorf("%w: sending: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
 // ReadRequest reads one Request from conn (the server side). A malformed
 // request is an error to answer with, not a reason to stop serving.
 func ReadRequest(conn net.Conn) (*Request, error) {

@@ -338,12 +338,17 @@ func keys(m map[string]netlink.Link) []string {
 // (CNI_* environment, conf on stdin) and returns its wall time and the peak
 // RSS in KiB of plexus and the delegates it waited for.
 func (e *Env) ExecPlexus(cmd string, p *Pod, conf []byte) (time.Duration, int64, error) {
+	return e.ExecBinary(e.PlexusBin, cmd, p, conf)
+}
+
+// ExecBinary is ExecPlexus with another binary (plexus-thin, a baseline).
+func (e *Env) ExecBinary(bin, cmd string, p *Pod, conf []byte) (time.Duration, int64, error) {
 	rt := e.RT(p)
 	var args []string
 	for _, kv := range rt.Args {
 		args = append(args, kv[0]+"="+kv[1])
 	}
-	c := exec.Command(e.PlexusBin)
+	c := exec.Command(bin)
 	c.Env = append(append(os.Environ(), e.ExecEnv...), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+p.ContainerID, "CNI_NETNS="+p.NS.Path(),
 		"CNI_IFNAME=eth0", "CNI_PATH="+e.BinDir, "CNI_ARGS="+strings.Join(args, ";"))
 	c.Stdin = bytes.NewReader(conf)
@@ -351,7 +356,7 @@ func (e *Env) ExecPlexus(cmd string, p *Pod, conf []byte) (time.Duration, int64,
 	c.Stdout, c.Stderr = &out, &out
 	start := time.Now()
 	if err := c.Run(); err != nil {
-		return 0, 0, fmt.Errorf("plexus %s: %v: %s", cmd, err, out.String())
+		return 0, 0, fmt.Errorf("%s %s: %v: %s", filepath.Base(bin), cmd, err, out.String())
 	}
 	return time.Since(start), c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
 }
