@@ -138,7 +138,7 @@ func TestPlexusRBAC(t *testing.T) {
 func TestDaemonSets(t *testing.T) {
 	for file, want := range map[string]struct{ mounts, not []string }{
 		"plexus.yaml": {
-			mounts: []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus", "/var/lib/cni/networks", "/run/plexus",
+			mounts: []string{"/opt/cni/bin", "/etc/cni/net.d", "/var/lib/cni/plexus", "/var/lib/cni", "/run/plexus",
 				"/var/run/netns", "/var/lib/kubelet/pod-resources", "/var/run/k8s.cni.cncf.io/devinfo"},
 			not: []string{"/var/lib/kubelet/device-plugins", "/sys"},
 		},
@@ -300,9 +300,20 @@ func checkPlexusd(t *testing.T, ds *daemonSet, want bool) {
 			}
 		}
 	}
-	for _, p := range []string{filepath.Dir(cfg.DaemonSocket), cfg.CNIDir, cfg.CNIBinDir, cfg.CNIConfDir, "/var/run/netns",
+	// What plexusd reaches: its socket's directory, plexus's cache (and
+	// the delegates' state beside it, for GC's DELs), the CNI dirs,
+	// network namespaces, kubelet's pod-resources.
+	covered := func(p string) bool {
+		for m := range mounts {
+			if p == m || strings.HasPrefix(p, m+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range []string{filepath.Dir(cfg.DaemonSocket), cfg.CNIDir, "/var/lib/cni/networks", cfg.CNIBinDir, cfg.CNIConfDir, "/var/run/netns",
 		filepath.Dir(flags["pod-resources-socket"])} {
-		if !mounts[p] {
+		if !covered(p) {
 			t.Errorf("plexusd: host path %s not mounted", p)
 		}
 	}
