@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -78,6 +79,7 @@ func Main(args []string, stderr io.Writer) int {
 // ResourceSlices, withdraws the VFs of PFs whose link goes down, reports
 // network data into claims, and stops when ctx ends.
 func Run(ctx context.Context, o Options) error {
+	start := time.Now()
 	if o.NodeName == "" {
 		return fmt.Errorf("--node-name (or $NODE_NAME) is required")
 	}
@@ -101,6 +103,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	// A start publishes, registers and lists at once: client-go's default
+	// 5 QPS would throttle it by seconds.
+	rc.QPS, rc.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
@@ -126,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := helper.PublishResources(ctx, d.Resources(down)); err != nil {
 		return err
 	}
-	o.Log.Info("publishing", "driver", o.DriverName, "node", o.NodeName, "pfs", len(pfs))
+	o.Log.Info("publishing", "driver", o.DriverName, "node", o.NodeName, "pfs", len(pfs), "since start", time.Since(start))
 	go rep.run(ctx, o.NodeName)
 	if o.Links != nil {
 		go watchLinks(ctx, o, pfs, func(down map[string]bool) {
