@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/plexus-cni/plexus/e2e/cluster"
 	"github.com/plexus-cni/plexus/pkg/install"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
+	"github.com/plexus-cni/plexus/pkg/testutil"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m) }
@@ -636,5 +638,30 @@ func TestImageTags(t *testing.T) {
 	}
 	if ours < 2 {
 		t.Errorf("%d references to ghcr.io/plexus-cni images under deployments/, want the plexus and device plugin DaemonSets'", ours)
+	}
+}
+
+// TestContainerFlags: every container of the DaemonSets runs its binary
+// (as `make build` leaves it in bin/) with flags that binary defines and
+// values it accepts, so that no node crash-loops on a mistyped flag. The
+// binaries stop at the appended --help, after parsing everything before.
+func TestContainerFlags(t *testing.T) {
+	for _, file := range []string{"plexus.yaml", "sriov-device-plugin.yaml"} {
+		for _, c := range daemonSetOf(t, file).Spec.Template.Spec.Containers {
+			if len(c.Command) != 1 {
+				t.Errorf("%s: container %s: command %v, want the binary alone (flags in args)", file, c.Name, c.Command)
+				continue
+			}
+			bin := testutil.Binary(t, filepath.Base(c.Command[0]))
+			out, _ := exec.Command(bin, append(slices.Clone(c.Args), "--help")...).CombinedOutput()
+			for _, bad := range []string{"flag provided but not defined", "invalid value", "invalid boolean", "bad flag syntax"} {
+				if strings.Contains(string(out), bad) {
+					t.Errorf("%s: container %s: %s refuses its args %v:\n%s", file, c.Name, c.Command[0], c.Args, out)
+				}
+			}
+			if !strings.Contains(string(out), "Usage of") {
+				t.Errorf("%s: container %s: %s %v --help printed no usage:\n%s", file, c.Name, c.Command[0], c.Args, out)
+			}
+		}
 	}
 }
