@@ -53,6 +53,10 @@ type Options struct {
 	GCInterval time.Duration
 	GCGrace    time.Duration
 	Log        *slog.Logger
+
+	// CNIConfig is plexus's conflist (DefaultCNIConfig when empty), read by
+	// hot-plug for plexus's config (hotplug.go); "-" turns hot-plug off.
+	CNIConfig string
 }
 
 // Defaults of Options.
@@ -74,6 +78,7 @@ type Daemon struct {
 	metrics *Metrics
 	box     outbox.Box
 	att     *attach.Attacher
+	hotplug *hotplug // hotplug.go
 
 	serving atomic.Bool
 	kick    chan struct{}
@@ -145,6 +150,14 @@ func New(opts Options) (*Daemon, error) {
 	d.podSrc = &PodSource{Informer: d.pods, Client: cl, Metrics: m}
 	d.nadSrc = &NADSource{Informer: d.nads, Client: cl, Metrics: m}
 	d.att = attach.ForConfig(&config.Conf{CNIDir: opts.CNIDir, BinDir: opts.BinDir, MultusCacheDir: config.DefaultMultusCacheDir}, d.log, "")
+	// Hot-plug (hotplug.go).
+	if opts.CNIConfig != "-" {
+		if opts.CNIConfig == "" {
+			d.opts.CNIConfig = DefaultCNIConfig
+		}
+		d.hotplug = newHotplug(d)
+		_, _ = d.pods.AddEventHandler(d.hotplug.handler())
+	}
 	return d, nil
 }
 
@@ -183,6 +196,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer d.wg.Done(); d.publishLoop(ctx) }()
 	go func() { defer d.wg.Done(); d.gcLoop(ctx) }()
 	go func() { defer d.wg.Done(); d.watchSync(ctx) }()
+	if d.hotplug != nil { // hotplug.go
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.hotplug.run(ctx) }()
+	}
 	d.log.Info("plexusd started", "node", d.opts.NodeName, "socket", d.opts.Socket, "cniDir", d.opts.CNIDir)
 	<-ctx.Done()
 	ln.Close()

@@ -70,31 +70,13 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 	elems = append(elems, podElems...)
 
 	for i, el := range elems {
-		name := el.Namespace + "/" + el.Name
 		ifName := el.InterfaceRequest
 		if ifName == "" {
-			ifName = "net" + strconv.Itoa(extra+i+1)
+			ifName = DefaultIfName(extra + i)
 		}
-		if i >= nDefault && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
-			return nil, podnet.AttachError(name, ifName, fmt.Errorf("namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
-		}
-		n, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, i < nDefault)
+		a, err := e.element(ctx, pod, req, el, ifName, i < nDefault)
 		if err != nil {
-			return nil, podnet.AttachError(name, ifName, err)
-		}
-		a := podnet.Attachment{
-			Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args),
-			ResourceName:  n.Annotations[nad.ResourceNameAnnot],
-			ResourceClaim: n.Annotations[ResourceClaimAnnot],
-		}
-		for _, w := range requestCapabilities(&a, el, l) {
-			e.warn(name, ifName, w)
-		}
-		if el.CNIArgs != nil {
-			a.CNIArgsConf = *el.CNIArgs
-		}
-		for _, gw := range el.GatewayRequest {
-			a.Gateways = append(a.Gateways, gw.String())
+			return nil, err
 		}
 		atts = append(atts, a)
 	}
@@ -114,6 +96,39 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 		return nil, err
 	}
 	return atts, nil
+}
+
+// DefaultIfName is the interface name of the secondary attachment at
+// position i (0-based, after the primary) that requests none: net1, net2, …
+func DefaultIfName(i int) string { return "net" + strconv.Itoa(i+1) }
+
+// element resolves one selection element to its attachment named ifName:
+// namespaceIsolation (not for the administrator's defaultNetworks), the NAD
+// vetted as tenant input, the element's requests as runtime config.
+func (e *Resolver) element(ctx context.Context, pod *podnet.Pod, req *podnet.Request, el *nadv1.NetworkSelectionElement, ifName string, admin bool) (podnet.Attachment, error) {
+	name := el.Namespace + "/" + el.Name
+	if !admin && !e.Conf.MayReference(pod.Namespace, el.Namespace) {
+		return podnet.Attachment{}, podnet.AttachError(name, ifName, fmt.Errorf("namespaceIsolation forbids pods in namespace %q from using networks in namespace %q (globalNamespaces: %q)", pod.Namespace, el.Namespace, e.Conf.GlobalNamespaces))
+	}
+	n, l, err := e.resolveNAD(ctx, el.Namespace, el.Name, admin)
+	if err != nil {
+		return podnet.Attachment{}, podnet.AttachError(name, ifName, err)
+	}
+	a := podnet.Attachment{
+		Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args),
+		ResourceName:  n.Annotations[nad.ResourceNameAnnot],
+		ResourceClaim: n.Annotations[ResourceClaimAnnot],
+	}
+	for _, w := range requestCapabilities(&a, el, l) {
+		e.warn(name, ifName, w)
+	}
+	if el.CNIArgs != nil {
+		a.CNIArgsConf = *el.CNIArgs
+	}
+	for _, gw := range el.GatewayRequest {
+		a.Gateways = append(a.Gateways, gw.String())
+	}
+	return a, nil
 }
 
 // primary resolves the cluster network: the pod's default-network override,
