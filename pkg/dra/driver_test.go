@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 
+	"github.com/plexus-cni/plexus/pkg/deviceplugin"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
@@ -123,7 +124,12 @@ func claim(uid, name string, devices ...string) *resourceapi.ResourceClaim {
 
 func newTestDriver(t testing.TB, dir string, ps []*dpconfig.Pool) *Driver {
 	t.Helper()
-	d, err := NewDriver(DefaultDriverName, "node1", filepath.Join(dir, "devinfo"), filepath.Join(dir, "state", "checkpoint.json"), ps, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return newTestDriverAt(t, filepath.Join(dir, "devinfo"), filepath.Join(dir, "state", "checkpoint.json"), ps)
+}
+
+func newTestDriverAt(t testing.TB, devinfoDir, state string, ps []*dpconfig.Pool) *Driver {
+	t.Helper()
+	d, err := NewDriver(DefaultDriverName, "node1", devinfoDir, state, ps, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +211,26 @@ func TestPrepareUnprepareIdempotentAcrossRestart(t *testing.T) {
 	}
 }
 
+// benchDriver is a driver laid out as on a node: device-info files on
+// tmpfs (/var/run; here /dev/shm when there is one), the checkpoint on disk
+// (/var/lib/kubelet/plugins; here the test's temp dir).
+func benchDriver(b *testing.B) *Driver {
+	devinfoDir := filepath.Join(b.TempDir(), "devinfo")
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		d, err := os.MkdirTemp("/dev/shm", "plexus-dra-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(d) })
+		devinfoDir = d
+	}
+	return newTestDriverAt(b, devinfoDir, filepath.Join(b.TempDir(), "checkpoint.json"), pools(b, 4))
+}
+
 // BenchmarkPrepare2VFs: NodePrepareResources' work for a claim of 2 VFs
 // (device-info files, checkpoint), on a fresh claim each time.
 func BenchmarkPrepare2VFs(b *testing.B) {
-	dir := b.TempDir()
-	d := newTestDriver(b, dir, pools(b, 4))
+	d := benchDriver(b)
 	ctx := context.Background()
 	x, y := DeviceName("0000:40:00.0"), DeviceName("0000:40:00.1")
 	for i := 0; i < b.N; i++ {
@@ -229,5 +250,41 @@ func BenchmarkResources512(b *testing.B) {
 	inv := newInventory(pools(b, 510))
 	for i := 0; i < b.N; i++ {
 		Resources("node1", inv, nil)
+	}
+}
+
+// fakeLinks replays link events.
+type fakeLinks struct{ events []deviceplugin.LinkEvent }
+
+func (f fakeLinks) Watch(ctx context.Context, out chan<- deviceplugin.LinkEvent) error {
+	for _, e := range f.events {
+		select {
+		case out <- e:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// A PF whose link goes down has its VFs withdrawn (publish is called with
+// it down), and back when it comes up; other links and repeated states
+// publish nothing (else the second publish would not be the "up" one).
+func TestWatchLinksRepublishesOnPFLinkChange(t *testing.T) {
+	pfs := []*discovery.PF{{Addr: "0000:3b:00.0", Netdev: "pfa"}, {Addr: "0000:5e:00.0", Netdev: "pfb"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan map[string]bool, 10)
+	o := Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Links: fakeLinks{events: []deviceplugin.LinkEvent{
+		{Name: "pfa", Up: true}, {Name: "eth9", Up: false}, {Name: "pfb", Up: false}, {Name: "pfb", Up: false}, {Name: "pfb", Up: true},
+	}}}
+	go watchLinks(ctx, o, pfs, func(down map[string]bool) { got <- down })
+	first := <-got
+	if len(first) != 1 || !first["0000:5e:00.0"] {
+		t.Fatalf("after pfb down: %v", first)
+	}
+	if second := <-got; len(second) != 0 {
+		t.Fatalf("after pfb up: %v", second)
 	}
 }
