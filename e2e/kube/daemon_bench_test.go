@@ -50,9 +50,9 @@ func BenchmarkDaemonAdd(b *testing.B) {
 			k.Extra["daemonSocket"] = sock
 			direct := libcni.NewCNIConfigWithCacheDir([]string{k.BinDir}, b.TempDir(), nil)
 			var helloT, directT, thinT, daemonT, fbT, daemonOver, thinOver, fbOverThin []time.Duration
-			apiBefore := d.metric("plexus_api_requests_total", `verb="GET"`) + d.metric("plexus_api_requests_total", `verb="LIST"`)
-			patchBefore := d.metric("plexus_api_requests_total", `verb="PATCH"`)
-			evBefore := d.metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`)
+			apiBefore := d.Metric("plexus_api_requests_total", `verb="GET"`) + d.Metric("plexus_api_requests_total", `verb="LIST"`)
+			patchBefore := d.Metric("plexus_api_requests_total", `verb="PATCH"`)
+			evBefore := d.Metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`)
 			pods := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -115,7 +115,7 @@ func BenchmarkDaemonAdd(b *testing.B) {
 				daemonOver, thinOver, fbOverThin = append(daemonOver, dd-dir), append(thinOver, td-dir), append(fbOverThin, fd-td)
 			}
 			b.StopTimer()
-			api := d.metric("plexus_api_requests_total", `verb="GET"`) + d.metric("plexus_api_requests_total", `verb="LIST"`) - apiBefore
+			api := d.Metric("plexus_api_requests_total", `verb="GET"`) + d.Metric("plexus_api_requests_total", `verb="LIST"`) - apiBefore
 			b.ReportMetric(ms(median(helloT)), "ms/hello")
 			b.ReportMetric(ms(median(directT)), "ms/direct-add")
 			b.ReportMetric(ms(median(daemonT)), "ms/daemon-add")
@@ -127,8 +127,8 @@ func BenchmarkDaemonAdd(b *testing.B) {
 			b.ReportMetric(float64(median(daemonOver))/float64(median(helloT)), "daemon-overhead/hello")
 			b.ReportMetric(float64(median(thinOver))/float64(median(helloT)), "thin-overhead/hello")
 			b.ReportMetric(api/float64(pods), "api-get-list/daemon-add")
-			b.ReportMetric((d.metric("plexus_api_requests_total", `verb="PATCH"`)-patchBefore)/float64(pods), "status-patches/daemon-add")
-			b.ReportMetric((d.metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`)-evBefore)/float64(pods), "events/daemon-add")
+			b.ReportMetric((d.Metric("plexus_api_requests_total", `verb="PATCH"`)-patchBefore)/float64(pods), "status-patches/daemon-add")
+			b.ReportMetric((d.Metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`)-evBefore)/float64(pods), "events/daemon-add")
 		})
 	}
 }

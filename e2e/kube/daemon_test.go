@@ -7,19 +7,14 @@ package kube_test
 // server going away for plexusd alone.
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,16 +85,11 @@ func (p *apiProxy) unblock() {
 	p.mu.Unlock()
 }
 
-// plexusd is a running plexusd binary.
+// plexusd is a plexusd the test runs, reaching the API through a proxy.
 type plexusd struct {
-	t       testing.TB
-	bin     string
-	args    []string
-	sock    string
-	metrics string
-	logFile string
-	cmd     *exec.Cmd
-	proxy   *apiProxy
+	*testutil.Plexusd
+	sock  string
+	proxy *apiProxy
 }
 
 // startPlexusd runs plexusd for the kubeEnv's node, with the plexus
@@ -119,101 +109,11 @@ func (k *kubeEnv) startPlexusd(extra ...string) *plexusd {
 	if err := os.WriteFile(kc, []byte(strings.ReplaceAll(string(b), host, proxy.ln.Addr().String())), 0o600); err != nil {
 		k.t.Fatal(err)
 	}
-	ml, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	maddr := ml.Addr().String()
-	ml.Close()
-	d := &plexusd{
-		t: k.t, bin: testutil.BuildBinary(k.t, "plexusd"), sock: filepath.Join(k.Dir, "run", "plexusd.sock"),
-		metrics: maddr, logFile: filepath.Join(k.Dir, "plexusd.log"), proxy: proxy,
-	}
-	d.args = append([]string{"--kubeconfig", kc, "--node-name", k.node, "--socket", d.sock, "--cni-dir", k.CNIDir,
-		"--bin-dir", k.BinDir, "--metrics-address", maddr, "--log-level", "debug"}, extra...)
-	k.Extra["daemonSocket"] = d.sock
-	d.start()
-	k.t.Cleanup(d.kill)
-	return d
-}
-
-func (d *plexusd) start() {
-	d.t.Helper()
-	f, err := os.OpenFile(d.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer f.Close()
-	d.cmd = exec.Command(d.bin, d.args...)
-	d.cmd.Stdout, d.cmd.Stderr = f, f
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.waitReady()
-}
-
-func (d *plexusd) waitReady() {
-	d.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + d.metrics + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	d.t.Fatalf("plexusd not ready within 30s:\n%s", d.log())
-}
-
-// kill SIGKILLs plexusd (a crash: nothing is cleaned up).
-func (d *plexusd) kill() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		d.cmd.Process.Signal(syscall.SIGKILL)
-		d.cmd.Wait()
-		d.cmd = nil
-	}
-}
-
-func (d *plexusd) log() string {
-	b, _ := os.ReadFile(d.logFile)
-	return string(b)
-}
-
-// metric is the sum of the samples of a metric whose labels contain every
-// one of labels ("k=\"v\"").
-func (d *plexusd) metric(name string, labels ...string) float64 {
-	d.t.Helper()
-	resp, err := http.Get("http://" + d.metrics + "/metrics")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			if !strings.Contains(line, l) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
+	sock := filepath.Join(k.Dir, "run", "plexusd.sock")
+	k.Extra["daemonSocket"] = sock
+	d := testutil.StartPlexusd(k.t, sock, filepath.Join(k.Dir, "plexusd.log"), append([]string{"--kubeconfig", kc,
+		"--node-name", k.node, "--cni-dir", k.CNIDir, "--bin-dir", k.BinDir}, extra...)...)
+	return &plexusd{Plexusd: d, sock: sock, proxy: proxy}
 }
 
 // waitFor polls cond every 20 ms until it holds or d passes.
@@ -246,14 +146,14 @@ func TestDaemonAddFromCache(t *testing.T) {
 	k.bridgeNAD("default", "d-br-1", 1)
 	k.bridgeNAD("default", "d-br-2", 2)
 	p := k.createPod("dadd", "d-br-1,d-br-2@data0")
-	apiBefore := d.metric("plexus_api_requests_total", `verb="GET"`) + d.metric("plexus_api_requests_total", `verb="LIST"`)
+	apiBefore := d.Metric("plexus_api_requests_total", `verb="GET"`) + d.Metric("plexus_api_requests_total", `verb="LIST"`)
 	if _, err := k.Add(p); err != nil {
-		t.Fatalf("ADD: %v\nshim log:\n%s\nplexusd log:\n%s", err, k.Log(), d.log())
+		t.Fatalf("ADD: %v\nshim log:\n%s\nplexusd log:\n%s", err, k.Log(), d.Log())
 	}
 	if m := regexp.MustCompile(`msg="ADD timing".*`).FindAllString(k.Log(), -1); len(m) > 0 {
 		t.Log(m[len(m)-1])
 	}
-	t.Logf("plexusd resolved in %.2f ms", 1000*d.metric("plexus_resolve_duration_seconds_sum")/d.metric("plexus_resolve_duration_seconds_count"))
+	t.Logf("plexusd resolved in %.2f ms", 1000*d.Metric("plexus_resolve_duration_seconds_sum")/d.Metric("plexus_resolve_duration_seconds_count"))
 	if got := len(k.Links(p)); got != 3 {
 		t.Fatalf("%d interfaces in the pod, want 3", got)
 	}
@@ -262,38 +162,38 @@ func TestDaemonAddFromCache(t *testing.T) {
 	if st[2].Interface != "data0" || st[2].Name != "default/d-br-2" || !st[0].Default {
 		t.Errorf("network-status: %+v", st)
 	}
-	if miss := d.metric("plexus_cache_lookups_total", `outcome="miss"`); miss > 0 {
+	if miss := d.Metric("plexus_cache_lookups_total", `outcome="miss"`); miss > 0 {
 		// The pod and NADs were created before; a miss is possible only if
 		// the watch was slower than this test: report it, it costs requests.
 		t.Logf("%v informer misses", miss)
 	} else {
-		apiAfter := d.metric("plexus_api_requests_total", `verb="GET"`) + d.metric("plexus_api_requests_total", `verb="LIST"`)
+		apiAfter := d.Metric("plexus_api_requests_total", `verb="GET"`) + d.Metric("plexus_api_requests_total", `verb="LIST"`)
 		if apiAfter != apiBefore {
 			t.Errorf("ADD from the informers made %v GET/LIST requests, want 0", apiAfter-apiBefore)
 		}
 	}
-	if n := d.metric("plexus_api_requests_total", `verb="PATCH"`, `resource="pods/status"`); n != 1 {
+	if n := d.Metric("plexus_api_requests_total", `verb="PATCH"`, `resource="pods/status"`); n != 1 {
 		t.Errorf("%v status PATCHes, want 1", n)
 	}
-	if n := d.metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`); n != 1 {
+	if n := d.Metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`); n != 1 {
 		t.Errorf("%v Events, want 1", n)
 	}
-	if n := d.metric("plexus_cni_operations_total", `command="ADD"`, `result="success"`); n != 1 {
+	if n := d.Metric("plexus_cni_operations_total", `command="ADD"`, `result="success"`); n != 1 {
 		t.Errorf("plexus_cni_operations_total ADD success = %v, want 1", n)
 	}
-	if n := d.metric("plexus_delegate_duration_seconds_count", `command="ADD"`, `plugins="bridge"`); n != 3 {
+	if n := d.Metric("plexus_delegate_duration_seconds_count", `command="ADD"`, `plugins="bridge"`); n != 3 {
 		t.Errorf("%v delegate ADDs observed, want 3", n)
 	}
 	waitFor(t, 2*time.Second, "the outbox emptied", func() bool { return len(k.outbox()) == 0 })
-	reqs := d.metric("plexus_api_requests_total")
+	reqs := d.Metric("plexus_api_requests_total")
 	if err := k.Del(p); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
 	k.AssertClean(p)
-	if n := d.metric("plexus_api_requests_total") - reqs; n != 0 {
+	if n := d.Metric("plexus_api_requests_total") - reqs; n != 0 {
 		t.Errorf("DEL made %v API requests, want 0", n)
 	}
-	if n := d.metric("plexus_shim_fallbacks_total"); n != 0 {
+	if n := d.Metric("plexus_shim_fallbacks_total"); n != 0 {
 		t.Errorf("%v fallbacks, want 0", n)
 	}
 }
@@ -319,7 +219,7 @@ func TestDaemonResolveError(t *testing.T) {
 		}
 		return false
 	})
-	if n := d.metric("plexus_shim_fallbacks_total"); n != 0 {
+	if n := d.Metric("plexus_shim_fallbacks_total"); n != 0 {
 		t.Errorf("a final resolution error fell back to the thin path (%v)", n)
 	}
 }
@@ -331,7 +231,7 @@ func TestDaemonDownFallsBack(t *testing.T) {
 	k := newKubeEnv(t)
 	d := k.startPlexusd()
 	k.bridgeNAD("default", "f-br", 1)
-	d.kill() // its socket file stays: connection refused
+	d.Kill() // its socket file stays: connection refused
 	p := k.createPod("fb", "f-br")
 	if _, err := k.Add(p); err != nil {
 		t.Fatalf("ADD with plexusd down: %v\n%s", err, k.Log())
@@ -347,9 +247,9 @@ func TestDaemonDownFallsBack(t *testing.T) {
 		t.Fatalf("DEL with plexusd down: %v", err)
 	}
 	k.AssertClean(p)
-	d.start()
+	d.Start()
 	waitFor(t, 5*time.Second, "fallbacks counted", func() bool {
-		return d.metric("plexus_shim_fallbacks_total", `command="ADD"`) == 1
+		return d.Metric("plexus_shim_fallbacks_total", `command="ADD"`) == 1
 	})
 	if len(k.outbox()) != 0 {
 		t.Errorf("outbox not empty after counting: %v", k.outbox())
@@ -365,12 +265,12 @@ func TestDaemonKilledBeforePublication(t *testing.T) {
 	k.bridgeNAD("default", "k-br", 1)
 	p := k.createPod("kill", "k-br")
 	waitFor(t, 5*time.Second, "the pod in plexusd's informer", func() bool {
-		return d.metric("plexus_informer_synced", `resource="pods"`) == 1
+		return d.Metric("plexus_informer_synced", `resource="pods"`) == 1
 	})
 	time.Sleep(300 * time.Millisecond) // let the watch deliver the pod and NAD (a miss would need the API below)
 	d.proxy.block()
 	if _, err := k.Add(p); err != nil {
-		t.Fatalf("ADD with the API unreachable for plexusd: %v\n%s\n%s", err, k.Log(), d.log())
+		t.Fatalf("ADD with the API unreachable for plexusd: %v\n%s\n%s", err, k.Log(), d.Log())
 	}
 	if len(k.outbox()) != 1 {
 		t.Fatalf("outbox %v, want the ADD's record", k.outbox())
@@ -378,9 +278,9 @@ func TestDaemonKilledBeforePublication(t *testing.T) {
 	if len(k.podStatus(p)) != 0 {
 		t.Fatal("network-status published although plexusd cannot reach the API")
 	}
-	d.kill()
+	d.Kill()
 	d.proxy.unblock()
-	d.start()
+	d.Start()
 	waitFor(t, 10*time.Second, "network-status after the restart", func() bool { return len(k.podStatus(p)) == 2 })
 	waitFor(t, 2*time.Second, "the outbox emptied", func() bool { return len(k.outbox()) == 0 })
 	if err := k.Del(p); err != nil {
@@ -408,7 +308,7 @@ func TestDaemonAPIDownThenBack(t *testing.T) {
 	}
 	d.proxy.unblock()
 	waitFor(t, 35*time.Second, "network-status once the API is back", func() bool { return len(k.podStatus(p)) == 2 })
-	if n := d.metric("plexus_shim_fallbacks_total"); n != 0 {
+	if n := d.Metric("plexus_shim_fallbacks_total"); n != 0 {
 		t.Errorf("%v fallbacks, want 0 (the caches answered)", n)
 	}
 }
@@ -436,7 +336,7 @@ func TestDaemonGCSandboxGone(t *testing.T) {
 	if l := k.Leases(); len(l) != 0 {
 		t.Errorf("leases left after GC: %v", l)
 	}
-	if n := d.metric("plexus_gc_removed_total", `result="success"`); n != 1 {
+	if n := d.Metric("plexus_gc_removed_total", `result="success"`); n != 1 {
 		t.Errorf("plexus_gc_removed_total = %v, want 1", n)
 	}
 }
@@ -459,7 +359,7 @@ func TestDaemonMalformedRequest(t *testing.T) {
 			t.Errorf("%q: answer %s", junk, b)
 		}
 	}
-	if n := d.metric("plexus_socket_bad_requests_total"); n != 4 {
+	if n := d.Metric("plexus_socket_bad_requests_total"); n != 4 {
 		t.Errorf("plexus_socket_bad_requests_total = %v, want 4", n)
 	}
 	// Still serving: an ADD through it works.

@@ -27,7 +27,10 @@ func TestMain(m *testing.M) { cluster.Main(m) }
 // the node the way the DaemonSet puts it there — bin/plexus-install running
 // as a process with the node's CNI dirs, plexus's ServiceAccount token
 // (its RBAC from deployments/plexus.yaml) and the cluster CA — around a
-// bridge primary network. The token is rotated halfway.
+// bridge primary network, with plexusd running beside it (the daemon
+// deployment). The token is rotated halfway. Then a burst of 50 pods with 4
+// networks each is created at once; then plexusd is stopped and every
+// scenario runs again, on the shim's fallback to the thin path.
 func TestOnLocalNode(t *testing.T) {
 	testutil.RequireRoot(t)
 	install := testutil.Binary(t, "plexus-install")
@@ -83,13 +86,14 @@ func TestOnLocalNode(t *testing.T) {
 	writeFile(t, filepath.Join(saDir, "token"), tok1)
 
 	kubeconfig := filepath.Join(confDir, "plexus.d", "plexus.kubeconfig")
+	sock := filepath.Join(host, "run", "plexusd.sock")
 	logf, err := os.Create(filepath.Join(host, "plexus-install.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	inst := exec.Command(install, "--source-dir="+testutil.BinDir(), "--cni-bin-dir="+binDir, "--cni-conf-dir="+confDir,
 		"--cni-dir="+cacheDir, "--kubeconfig="+kubeconfig, "--service-account-dir="+saDir, "--api-server="+cp.Server,
-		"--poll-interval=200ms", "--wait-timeout=1m",
+		"--poll-interval=200ms", "--wait-timeout=1m", "--daemon-socket="+sock,
 		// Removes its config on SIGTERM (the default keeps it), and keeps
 		// its readiness marker in this test's directory, not /run.
 		"--keep-config=false", "--ready-file="+filepath.Join(host, "plexus-install.ready"))
@@ -136,6 +140,16 @@ func TestOnLocalNode(t *testing.T) {
 		}
 	})
 
+	// plexusd, as the DaemonSet's second container runs it: the node's
+	// name, the ServiceAccount's kubeconfig, the node's cache and bin dirs.
+	d := testutil.StartPlexusd(t, sock, filepath.Join(host, "plexusd.log"), "--kubeconfig", kubeconfig,
+		"--node-name", node.Name, "--cni-dir", cacheDir, "--bin-dir", binDir)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plexusd log:\n%s", tail(d.Log(), 60))
+		}
+	})
+
 	e := &Env{
 		Kubectl: filepath.Join(cluster.K8sBinDir(), "kubectl"), Kubeconfig: cp.AdminKubeconfig,
 		Namespace: "plexus-e2e-" + run, Image: cluster.BusyboxImage, PullPolicy: "Never",
@@ -157,11 +171,31 @@ func TestOnLocalNode(t *testing.T) {
 			writeFile(t, filepath.Join(saDir, "token"), tok2)
 			waitFile(t, kubeconfig, tok2)
 		}
-		t.Run(s.Name, func(t *testing.T) {
+		t.Run("daemon/"+s.Name, func(t *testing.T) {
 			if err := s.Run(ctx, e); err != nil {
 				t.Fatal(err) // never skipped here: whereabouts is set up
 			}
 		})
+	}
+	t.Run("daemon/burst-50x4", func(t *testing.T) { burst(t, ctx, e, d, 50) })
+	if n := d.Metric("plexus_shim_fallbacks_total"); n != 0 {
+		t.Errorf("%v ADDs or DELs fell back to the thin path while plexusd ran", n)
+	}
+	if n := d.Metric("plexus_outbox_published_total", `kind="attached"`, `outcome="published"`); n == 0 {
+		t.Error("plexusd published no network-status: the scenarios did not run through it")
+	}
+	// plexusd goes away: the shim runs the thin path, and every scenario
+	// passes again.
+	d.Kill()
+	for _, s := range All {
+		t.Run("fallback/"+s.Name, func(t *testing.T) {
+			if err := s.Run(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if fb, _ := filepath.Glob(filepath.Join(cacheDir, "outbox", "fallback-*.json")); len(fb) == 0 {
+		t.Error("no fallback recorded in the outbox while plexusd was down")
 	}
 	if err := e.Teardown(ctx); err != nil {
 		t.Fatal(err)

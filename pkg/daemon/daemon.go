@@ -87,6 +87,7 @@ type Daemon struct {
 	// publishing holds, per outbox file, its retry state.
 	mu         sync.Mutex
 	retryState map[string]*retry
+	inFlight   map[string]bool // outbox records being published
 	lastEvent  map[string]*atomic.Int64 // resource -> unix nanos of the last informer event
 }
 
@@ -133,6 +134,7 @@ func New(opts Options) (*Daemon, error) {
 		box:        outbox.Box{Dir: outbox.Dir(opts.CNIDir)},
 		kick:       make(chan struct{}, 1),
 		retryState: map[string]*retry{},
+		inFlight:   map[string]bool{},
 		lastEvent:  map[string]*atomic.Int64{"pods": {}, "nads": {}},
 		devices:    podresources.NewClient(opts.PodResourcesSocket),
 	}

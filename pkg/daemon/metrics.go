@@ -34,7 +34,7 @@ type Metrics struct {
 	socketErrors prometheus.Counter
 }
 
-var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30}
 
 // NewMetrics registers plexusd's metrics, with the Go and process
 // collectors, in a registry of their own.

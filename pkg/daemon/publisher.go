@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
-	"time"
+		"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
@@ -26,7 +25,7 @@ const (
 	scanInterval = 2 * time.Second
 	minBackoff   = 200 * time.Millisecond
 	maxBackoff   = 30 * time.Second
-	publishers   = 4
+	publishers   = 16
 	opBudget     = 5 * time.Second
 )
 
@@ -64,8 +63,10 @@ func (d *Daemon) publishLoop(ctx context.Context) {
 	}
 }
 
-// publishOnce handles every due record of the outbox and returns when the
-// earliest pending retry is due (zero when none).
+// publishOnce starts the publication of every due record of the outbox
+// that is not being published already (at most publishers at a time; the
+// rest wait for the next scan, which a finished publication triggers) and
+// returns when the earliest pending retry is due (zero when none).
 func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 	recs, bad := d.box.List()
 	for _, err := range bad {
@@ -95,6 +96,9 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 	live := map[string]bool{}
 	for _, r := range recs {
 		live[r.Path] = true
+		if d.inFlight[r.Path] {
+			continue
+		}
 		if r.Kind == outbox.KindAttached && newest[r.Pod.String()] != r {
 			d.drop(r, "superseded")
 			continue
@@ -108,36 +112,28 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 		due = append(due, r)
 	}
 	for p := range d.retryState {
-		if !live[p] {
+		if !live[p] && !d.inFlight[p] {
 			delete(d.retryState, p)
 		}
 	}
-	d.mu.Unlock()
 	// Attached records first (the pods wait for them), oldest first.
 	sort.SliceStable(due, func(i, j int) bool {
 		return due[i].Kind == outbox.KindAttached && due[j].Kind != outbox.KindAttached
 	})
-	work := make(chan *outbox.Record)
-	var wg sync.WaitGroup
-	for range min(publishers, len(due)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range work {
-				d.publishRecord(ctx, r)
-			}
-		}()
-	}
 	for _, r := range due {
-		work <- r
-	}
-	close(work)
-	wg.Wait()
-	d.mu.Lock()
-	for _, st := range d.retryState {
-		if next.IsZero() || st.next.Before(next) {
-			next = st.next
+		if len(d.inFlight) >= publishers {
+			break
 		}
+		d.inFlight[r.Path] = true
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.publishRecord(ctx, r)
+			d.mu.Lock()
+			delete(d.inFlight, r.Path)
+			d.mu.Unlock()
+			d.wake() // the next due record, at once
+		}()
 	}
 	d.mu.Unlock()
 	return next

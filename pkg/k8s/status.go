@@ -91,15 +91,20 @@ func (c *Client) Publish(ctx context.Context, pod *podnet.Pod, status []nadv1.Ne
 	if pod == nil || pod.Namespace == "" || pod.Name == "" {
 		return fmt.Errorf("network-status: no pod to write it to (namespace and name must be set)")
 	}
-	if err := c.patchNetworkStatus(ctx, pod, status); err != nil {
-		return err
-	}
-	if len(warnings) > 0 {
-		c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonWarning, attachedMessage(status)+"; "+strings.Join(warnings, "; "))
-	} else {
-		c.recordEventBestEffort(ctx, pod, corev1.EventTypeNormal, ReasonAttached, attachedMessage(status))
-	}
-	return nil
+	// The Event goes out beside the PATCH (one round trip, not two), as
+	// Attached does.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(warnings) > 0 {
+			c.recordEventBestEffort(ctx, pod, corev1.EventTypeWarning, ReasonWarning, attachedMessage(status)+"; "+strings.Join(warnings, "; "))
+		} else {
+			c.recordEventBestEffort(ctx, pod, corev1.EventTypeNormal, ReasonAttached, attachedMessage(status))
+		}
+	}()
+	err := c.patchNetworkStatus(ctx, pod, status)
+	<-done
+	return err
 }
 
 // Warning records one Warning Event (reason ReasonFailed or
