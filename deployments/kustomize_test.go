@@ -118,8 +118,8 @@ func checkRenderedPaths(t *testing.T, docs []map[string]any, bin, conf string) {
 				t.Errorf("%s: volume %s mounted at %q, want the host path %q", c.Name, name, m, want)
 			}
 		}
-		if c.Name == "plexusd" && !slices.Contains(c.Args, "--bin-dir="+bin) {
-			t.Errorf("plexusd: args %v lack --bin-dir=%s", c.Args, bin)
+		if c.Name == "plexusd" && (!slices.Contains(c.Args, "--bin-dir="+bin) || !slices.Contains(c.Args, "--cni-config="+conf+"/"+install.DefaultConfName)) {
+			t.Errorf("plexusd: args %v lack --bin-dir=%s or --cni-config=%s/%s", c.Args, bin, conf, install.DefaultConfName)
 		}
 	}
 	cfg, _, err := install.ParseFlags(s.Containers[0].Args, io.Discard)

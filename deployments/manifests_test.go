@@ -256,6 +256,9 @@ func checkPlexusd(t *testing.T, ds *daemonSet, want bool) {
 	if flags["cni-dir"] != cfg.CNIDir || flags["bin-dir"] != cfg.CNIBinDir {
 		t.Errorf("plexusd --cni-dir=%q --bin-dir=%q, want plexus-install's %q %q", flags["cni-dir"], flags["bin-dir"], cfg.CNIDir, cfg.CNIBinDir)
 	}
+	if conf := filepath.Join(cfg.CNIConfDir, cfg.ConfName); flags["cni-config"] != conf {
+		t.Errorf("plexusd --cni-config=%q, want the config plexus-install writes, %s (hot-plug reads plexus's config there)", flags["cni-config"], conf)
+	}
 	port := 0
 	for _, p := range d.Ports {
 		if p.Name == "metrics" {
@@ -296,7 +299,7 @@ func checkPlexusd(t *testing.T, ds *daemonSet, want bool) {
 			t.Errorf("plexusd: network namespaces mounted with propagation %q: want HostToContainer (namespaces made after plexusd started)", m.MountPropagation)
 		}
 		switch m.Name {
-		case "cni-bin", "cni-conf", "netns", "pod-resources", "devinfo":
+		case "cni-bin", "cni-conf", "netns", "pod-resources":
 			if !m.ReadOnly {
 				t.Errorf("plexusd: %s mounted writable; plexusd only reads it", m.Name)
 			}
