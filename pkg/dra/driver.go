@@ -30,7 +30,9 @@ type Driver struct {
 	Pool       string // the node's pool (the node name)
 	DevInfoDir string // device-info base directory (dp/ and dra/ below it)
 	StateFile  string // the checkpoint
-	Log        *slog.Logger
+	// CDIDir receives the CDI specs of vfio-pci VFs ("" : none written).
+	CDIDir string
+	Log    *slog.Logger
 
 	mu       sync.Mutex
 	inv      inventory
@@ -54,6 +56,8 @@ type preparedDevice struct {
 	PCI      string `json:"pciAddress"`
 	PFPCI    string `json:"pfPciAddress,omitempty"`
 	Resource string `json:"resourceName"`
+	// IOMMUGroup is set for a VF bound to vfio-pci (a CDI device).
+	IOMMUGroup string `json:"iommuGroup,omitempty"`
 }
 
 type checkpoint struct {
@@ -163,9 +167,17 @@ func (d *Driver) prepare(c *resourceapi.ResourceClaim) (kubeletplugin.PrepareRes
 			return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "request %q: device %s: %v", pd.Request, pd.Device, err)
 		}
 	}
+	cdi, err := d.writeCDI(c.UID, devs)
+	if err != nil {
+		return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "CDI spec: %v", err)
+	}
 	res := kubeletplugin.PrepareResult{Devices: []kubeletplugin.Device{}}
 	for _, pd := range devs {
-		res.Devices = append(res.Devices, kubeletplugin.Device{Requests: []string{pd.Request}, PoolName: pd.Pool, DeviceName: pd.Device})
+		dev := kubeletplugin.Device{Requests: []string{pd.Request}, PoolName: pd.Pool, DeviceName: pd.Device}
+		if id := cdi[pd.Device]; id != "" {
+			dev.CDIDeviceIDs = []string{id}
+		}
+		res.Devices = append(res.Devices, dev)
 	}
 	prev := d.prepared[c.UID]
 	entry := &preparedClaim{Namespace: c.Namespace, Name: c.Name, Devices: devs}
@@ -178,7 +190,11 @@ func (d *Driver) prepare(c *resourceapi.ResourceClaim) (kubeletplugin.PrepareRes
 // prepared claim holds (its PF may be down or its pool gone since).
 func (d *Driver) lookup(name string) (preparedDevice, bool) {
 	if iv := d.inv[name]; iv != nil {
-		return preparedDevice{Pool: d.Pool, Device: name, PCI: iv.Dev.Addr, PFPCI: iv.Dev.PFAddr, Resource: iv.Resource}, true
+		pd := preparedDevice{Pool: d.Pool, Device: name, PCI: iv.Dev.Addr, PFPCI: iv.Dev.PFAddr, Resource: iv.Resource}
+		if iv.Dev.IsVFIO() {
+			pd.IOMMUGroup = iv.Dev.IOMMUGroup
+		}
+		return pd, true
 	}
 	for _, c := range d.prepared {
 		for _, pd := range c.Devices {
@@ -247,6 +263,9 @@ func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletpl
 					errs = append(errs, err)
 				}
 			}
+		}
+		if err := d.removeCDI(c.UID); err != nil {
+			errs = append(errs, err)
 		}
 		if err := errors.Join(errs...); err != nil {
 			out[c.UID] = claimErr(c.Namespace, c.Name, "%v", err)

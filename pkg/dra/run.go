@@ -32,6 +32,7 @@ type Options struct {
 	Prefix      string // resourcePrefix default
 	Discovery   discovery.Options
 	DevInfoDir  string
+	CDIDir      string // CDI specs of vfio-pci VFs
 	RegistryDir string // kubelet's plugin registration directory
 	PluginDir   string // this driver's socket and checkpoint
 	Links       deviceplugin.LinkMonitor
@@ -53,6 +54,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Discovery.Root, "host-root", "/", "directory holding the host's /sys")
 	fs.StringVar(&o.Discovery.PCIDBPath, "pcidb", "", "pci.ids file (default: look under --host-root and /)")
 	fs.StringVar(&o.DevInfoDir, "devinfo-dir", devinfo.DefaultDir, "device-info base directory")
+	fs.StringVar(&o.CDIDir, "cdi-dir", DefaultCDIDir, "directory for the CDI specs of vfio-pci VFs (the runtime's CDI spec dir)")
 	fs.StringVar(&o.RegistryDir, "registry-dir", kubeletplugin.KubeletRegistryDir, "kubelet's plugin registration directory")
 	fs.StringVar(&o.PluginDir, "plugin-dir", "", "this driver's socket and checkpoint directory (default: kubelet's plugins dir/<driver-name>)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -117,6 +119,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	d.CDIDir = o.CDIDir
 	rep := newReporter(d, client)
 	d.onChange = rep.trigger
 	helper, err := kubeletplugin.Start(ctx, d,
