@@ -204,6 +204,12 @@ func TestDaemonSets(t *testing.T) {
 				!sc.ReadOnlyRootFilesystem || sc.Privileged || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
 				t.Errorf("%s: container %s: securityContext %+v, want no privilege escalation, a read-only root and every capability dropped", file, c.Name, sc)
 			}
+			// Capabilities added back: plexusd's delegates (GC, hot-plug)
+			// need netlink and setns; nothing else needs any.
+			want := map[string][]string{"plexusd": {"NET_ADMIN", "SYS_ADMIN"}}[c.Name]
+			if sc := c.SecurityContext; sc != nil && !slices.Equal(sc.Capabilities.Add, want) {
+				t.Errorf("%s: container %s adds capabilities %v, want %v", file, c.Name, sc.Capabilities.Add, want)
+			}
 		}
 	}
 	checkPlexusd(t, daemonSetOf(t, "plexus.yaml"), true)
