@@ -27,7 +27,7 @@ for p in "$@"; do
     echo "hack/images.sh: $p: want ARCH=BINDIR" >&2
     exit 2
   fi
-  for b in plexus plexus-thin plexusd sriov passthru plexus-install sriov-device-plugin; do
+  for b in plexus plexus-thin plexusd sriov passthru plexus-install sriov-device-plugin sriov-dra-driver; do
     if [ ! -x "$dir/$b" ]; then
       echo "hack/images.sh: $dir/$b (linux/$arch) is missing: run \`make images\` (or \`make build\` for the host's)" >&2
       exit 1

@@ -65,7 +65,11 @@ var Specs = []Spec{
 	{
 		Name:       "sriov-device-plugin",
 		Entrypoint: []string{"/usr/bin/sriov-device-plugin"},
-		Files:      []File{{"sriov-device-plugin", "/usr/bin/sriov-device-plugin"}},
+		Files: []File{
+			{"sriov-device-plugin", "/usr/bin/sriov-device-plugin"},
+			// The DRA driver (deployments/sriov-dra.yaml) ships in the same image.
+			{"sriov-dra-driver", "/usr/bin/sriov-dra-driver"},
+		},
 	},
 }
 
