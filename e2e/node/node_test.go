@@ -51,6 +51,10 @@ type world struct {
 	devinfo string
 	sysfs   *fakesysfs.Tree // the node's (fake) SR-IOV hardware
 	pfFile  string          // the file-backed fake PF the sriov plugin records into
+	// The daemon deployment: plexusd runs beside the node for the whole
+	// process, and the plexus config names its socket.
+	kubeconfig string
+	plexusd    *testutil.Plexusd
 }
 
 var (
@@ -104,7 +108,34 @@ func setup(t *testing.T) *world {
 	if err := os.WriteFile(confPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	theWorld.ensurePlexusd(t)
 	return theWorld
+}
+
+// ensurePlexusd runs the node's plexusd (the built binary) when it is not
+// running: once per process, and again after a test killed it.
+func (w *world) ensurePlexusd(t *testing.T) {
+	t.Helper()
+	if w.plexusd == nil {
+		ml, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ml.Addr().String()
+		ml.Close()
+		sock := filepath.Join(baseDir, "run", "plexusd.sock")
+		w.plexusd = &testutil.Plexusd{Bin: testutil.BuildBinary(t, "plexusd"), Socket: sock, Metrics: addr, LogFile: filepath.Join(baseDir, "plexusd.log"),
+			Args: []string{"--kubeconfig", w.kubeconfig, "--node-name", w.node.Name, "--socket", sock,
+				"--cni-dir", filepath.Join(baseDir, "cache"), "--bin-dir", w.binDir, "--metrics-address", addr,
+				"--pod-resources-socket", w.node.PodResourcesSocket, "--cni-config", filepath.Join(baseDir, "net.d", "00-plexus.conflist"),
+				"--log-level", "debug"}}
+		d := w.plexusd
+		cluster.AtTeardown(func() { d.Kill() })
+	}
+	w.plexusd.T = t
+	if w.plexusd.PID() == 0 {
+		w.plexusd.Start()
+	}
 }
 
 func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
@@ -136,6 +167,7 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 	for name, src := range map[string]string{
 		"sriov":        testutil.SriovTestBinary(t),
 		"plexus":       testutil.BuildBinary(t, "plexus"),
+		"plexus-thin":  testutil.BuildBinary(t, "plexus-thin"), // the shim's thin path, beside it
 		"cni-recorder": testutil.BuildPackage(t, "cni-recorder", "./e2e/cmd/cni-recorder"),
 	} {
 		if err := copyFile(src, filepath.Join(w.binDir, name)); err != nil {
@@ -171,6 +203,7 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.kubeconfig = kc
 	conf := map[string]any{
 		"cniVersion": "1.0.0", "name": "plexus-net",
 		"plugins": []any{map[string]any{
@@ -179,6 +212,8 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 			"podResourcesSocket": "/var/lib/kubelet/pod-resources/kubelet.sock", "deviceInfoDir": w.devinfo,
 			"logFile": filepath.Join(baseDir, "plexus.log"), "logLevel": "debug", "multusCacheDir": filepath.Join(baseDir, "multus"),
 			"capabilities": map[string]bool{"portMappings": true},
+			// The daemon deployment: ensurePlexusd runs plexusd on it.
+			"daemonSocket": filepath.Join(baseDir, "run", "plexusd.sock"),
 		}},
 	}
 	b, _ := json.Marshal(conf)

@@ -54,6 +54,10 @@ type hotplug struct {
 	d     *Daemon
 	queue workqueue.TypedRateLimitingInterface[string]
 	m     *hotplugMetrics
+	// nads and devices feed the resolver: the daemon's informer-backed
+	// sources, as for the shim's ADD.
+	nads    resolve.NADSource
+	devices resolve.DeviceSource
 
 	mu sync.Mutex
 	// done is, per pod key, the state last reconciled (pod UID, container,
@@ -86,7 +90,7 @@ func newHotplug(d *Daemon) *hotplug {
 		d.metrics.Registry.MustRegister(m.ops, m.seconds)
 	}
 	return &hotplug{
-		d: d, m: m,
+		d: d, m: m, nads: d.nadSrc, devices: d.devices,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "plexus-hotplug"}),
@@ -385,7 +389,7 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 		}
 	}
 	rc.r = &resolve.Resolver{
-		Conf: rc.conf, NADs: d.nadSrc, Devices: d.devices, Confs: nad.LocalConfs{Conf: rc.conf},
+		Conf: rc.conf, NADs: rc.h.nads, Devices: rc.h.devices, Confs: nad.LocalConfs{Conf: rc.conf},
 		Pools: devinfo.Pools{Dir: devInfoDir(rc.conf)}, DeviceInfoDir: rc.conf.DeviceInfoDir,
 	}
 	rc.req = &podnet.Request{ContainerID: rc.cid, Pod: podnet.PodRef{Namespace: rc.pod.Namespace, Name: rc.pod.Name, UID: rc.pod.UID}}
