@@ -74,9 +74,20 @@ func (e *Resolver) assignClaimDevices(ctx context.Context, pod *podnet.Pod, req 
 	if !want || len(pod.ResourceClaims) == 0 {
 		return done, nil
 	}
+	explicit := false
+	for i := range atts {
+		explicit = explicit || atts[i].ResourceClaim != ""
+	}
 	devs, err := e.podClaimDevices(ctx, pod, atts)
 	if err != nil {
-		return nil, err
+		if explicit {
+			return nil, err
+		}
+		// Only resourceName matches were possible: a pod whose claims are
+		// other devices (GPUs) keeps working with the device plugin's VFs
+		// as before, e.g. where plexus may not read claims.
+		e.warn("", "", fmt.Sprintf("VFs from the pod's resourceClaims not considered: %v", err))
+		return done, nil
 	}
 	take := func(i int, match func(*claimDevice) bool, what string) error {
 		a := &atts[i]

@@ -107,3 +107,25 @@ func TestAssignClaimDevicesLeavesDevicePluginResources(t *testing.T) {
 		t.Fatalf("error %v, want the device plugin path's (no device source here)", err)
 	}
 }
+
+// Where claims cannot be read (no claim source, no RBAC), a pod whose NADs
+// only name resources keeps the device plugin path, with a warning; a NAD
+// naming a claim fails.
+func TestClaimsUnreadable(t *testing.T) {
+	e, pod := claimWorld()
+	e.Claims = fakeClaims{} // every GET fails
+	atts := []podnet.Attachment{{Network: "ns/d", IfName: "net1", ResourceName: "plexus.io/vf"}}
+	err := e.AssignDevices(context.Background(), pod, &podnet.Request{}, atts)
+	if err == nil || !strings.Contains(err.Error(), "no device source (kubelet pod-resources)") {
+		t.Fatalf("error %v, want the device plugin path's", err)
+	}
+	if w := e.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "VFs from the pod's resourceClaims not considered: ") {
+		t.Errorf("warnings %q", w)
+	}
+	e, pod = claimWorld()
+	e.Claims = fakeClaims{}
+	err = e.AssignDevices(context.Background(), pod, &podnet.Request{}, []podnet.Attachment{{Network: "ns/d", IfName: "net1", ResourceClaim: "sriov"}})
+	if err == nil || !strings.HasPrefix(err.Error(), `network "ns/d" (interface net1): resourceClaim "sriov": resourceclaim ns/p-sriov-x not found`) {
+		t.Errorf("explicit claim, unreadable: %v", err)
+	}
+}
