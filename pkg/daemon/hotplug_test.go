@@ -1,0 +1,334 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/config"
+	"github.com/plexus-cni/plexus/pkg/outbox"
+	"github.com/plexus-cni/plexus/pkg/podnet"
+	tu "github.com/plexus-cni/plexus/pkg/testutil"
+)
+
+// Hot-plug's reconciliation over a real network namespace and a real
+// cache, with pkg/testutil/testplugin as every delegate (it makes no
+// interface; "failAdd"/"failDel" make it fail). The node e2e
+// (e2e/node/hotplug_test.go) runs the same through the real kubelet with
+// real plugins.
+
+type hpNADs map[string]string // namespace/name -> conflist
+
+func (f hpNADs) NAD(_ context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	c, ok := f[namespace+"/"+name]
+	if !ok {
+		return nil, fmt.Errorf("%s/%s: %w", namespace, name, podnet.ErrNADNotFound)
+	}
+	return &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: c}}, nil
+}
+
+func testConf(name string, extra ...string) string {
+	p := `{"type":"testplugin"` + strings.Join(extra, "") + `}`
+	return `{"cniVersion":"1.0.0","name":"` + name + `","plugins":[` + p + `]}`
+}
+
+type hpEnv struct {
+	t     *testing.T
+	h     *hotplug
+	conf  *config.Conf
+	store cache.Store
+	box   outbox.Box
+	netns string
+	pod   *podnet.Pod
+}
+
+func newHPEnv(t *testing.T, confKeys string) *hpEnv {
+	t.Helper()
+	tu.RequireRoot(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	if err := os.Symlink(tu.BuildPackage(t, "testplugin", "./pkg/testutil/testplugin"), filepath.Join(bin, "testplugin")); err != nil {
+		t.Fatal(err)
+	}
+	cniDir := filepath.Join(dir, "cni")
+	c, err := config.Load([]byte(`{"cniVersion":"1.0.0","name":"plexus-net","type":"plexus","clusterNetwork":"/nonexistent/primary.conflist",` +
+		`"cniDir":"` + cniDir + `","binDir":"` + bin + `","deviceInfoDir":"` + filepath.Join(dir, "devinfo") + `"` + confKeys + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	d := &Daemon{opts: Options{CNIDir: cniDir, BinDir: bin}, log: log, metrics: NewMetrics(), box: outbox.Box{Dir: outbox.Dir(cniDir)}, kick: make(chan struct{}, 1)}
+	h := newHotplug(d)
+	h.nads = hpNADs{
+		"default/a": testConf("a"), "default/b": testConf("b"), "default/c": testConf("c"),
+		"default/bad":     testConf("bad", `,"failAdd":true`),
+		"default/faildel": testConf("faildel", `,"failDel":true`),
+		"kube-system/dn":  testConf("dn"),
+	}
+	h.devices = nil
+	return &hpEnv{t: t, h: h, conf: c, store: cache.Store{Dir: cniDir}, box: d.box, netns: tu.NewNS(t).Path(),
+		pod: &podnet.Pod{Namespace: "default", Name: "p", UID: "uid-1", Annotations: map[string]string{}}}
+}
+
+// attached is an attachment as a finished ADD recorded it.
+func attached(network, ifName, conf string) podnet.Attachment {
+	return podnet.Attachment{Network: network, IfName: ifName, ConfList: json.RawMessage(conf), Added: true,
+		Result: json.RawMessage(`{"cniVersion":"1.0.0"}`), CNIArgs: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", "p"}}}
+}
+
+// sandbox records the pod's sandbox with the primary and atts.
+func (e *hpEnv) sandbox(atts ...podnet.Attachment) {
+	e.t.Helper()
+	prim := attached("primary", "eth0", testConf("primary"))
+	prim.Primary = true
+	entry := &podnet.Entry{ContainerID: "c1", NetNS: e.netns, PodNamespace: "default", PodName: "p", PodUID: "uid-1", CNIVersion: "1.0.0",
+		Attachments: append([]podnet.Attachment{prim}, atts...)}
+	if err := e.store.Save(entry); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// reconcile runs one pass with the annotation ann.
+func (e *hpEnv) reconcile(ann string, resume bool) error {
+	e.pod.Annotations[nadv1.NetworkAttachmentAnnot] = ann
+	rc := &reconciliation{h: e.h, conf: e.conf, pod: e.pod, cid: "c1", ann: ann, log: e.h.d.log}
+	return rc.run(context.Background(), resume)
+}
+
+// interfaces is the entry's attachments as network@ifname, marking those
+// whose result is not recorded with "?".
+func (e *hpEnv) interfaces() string {
+	e.t.Helper()
+	entry, err := e.store.Load("c1")
+	if err != nil || entry == nil {
+		e.t.Fatalf("entry: %v %v", entry, err)
+	}
+	var out []string
+	for _, a := range entry.Attachments {
+		s := a.Network + "@" + a.IfName
+		if !a.Added || len(a.Result) == 0 {
+			s += "?"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}
+
+// records are the outbox's records by kind, then emptied.
+func (e *hpEnv) records() map[string]*outbox.Record {
+	recs, _ := e.box.List()
+	out := map[string]*outbox.Record{}
+	for _, r := range recs {
+		out[r.Kind] = r
+		e.box.Remove(r)
+	}
+	return out
+}
+
+func (e *hpEnv) want(ann, ifaces string) map[string]*outbox.Record {
+	e.t.Helper()
+	if err := e.reconcile(ann, false); err != nil {
+		e.t.Fatalf("annotation %q: %v", ann, err)
+	}
+	if got := e.interfaces(); got != ifaces {
+		e.t.Fatalf("annotation %q: attached %s, want %s", ann, got, ifaces)
+	}
+	return e.records()
+}
+
+func TestHotplugAddRemoveAndNames(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox(attached("default/a", "net1", testConf("a")))
+	recs := e.want("a,b", "primary@eth0,default/a@net1,default/b@net2")
+	if r := recs[outbox.KindAttached]; r == nil || len(r.Entry.Attachments) != 3 || r.Pod.UID != "uid-1" {
+		t.Fatalf("network-status record %+v", r)
+	}
+	if len(recs) != 1 {
+		t.Errorf("records %v", recs)
+	}
+	// Nothing changed: no work, nothing published.
+	if recs := e.want("a,b", "primary@eth0,default/a@net1,default/b@net2"); len(recs) != 0 {
+		t.Errorf("an unchanged annotation published %v", recs)
+	}
+	// Removing the first element keeps b on net2 (matched by network, not
+	// by position).
+	recs = e.want("b", "primary@eth0,default/b@net2")
+	if r := recs[outbox.KindAttached]; r == nil || len(r.Entry.Attachments) != 2 {
+		t.Fatalf("network-status record after removal %+v", recs)
+	}
+	// c would be net2 by ADD's rule: taken by b, so it is refused, naming
+	// the network and the field.
+	recs = e.want("b,c", "primary@eth0,default/b@net2")
+	f := recs[outbox.KindFailed]
+	if f == nil || f.Network != "default/c" || !strings.Contains(f.Error, `"net2"`) || !strings.Contains(f.Error, `"interface"`) || recs[outbox.KindAttached] != nil {
+		t.Fatalf("refused addition: records %+v", recs)
+	}
+	// With a name of its own it is attached.
+	e.want("b,c@net5", "primary@eth0,default/b@net2,default/c@net5")
+	// The primary's name is refused with the limit named.
+	recs = e.want(`[{"name":"b"},{"name":"c","interface":"net5"},{"name":"a","interface":"eth0"}]`, "primary@eth0,default/b@net2,default/c@net5")
+	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(strings.Join(w.Warnings, ";"), `"eth0" is the primary's`) {
+		t.Fatalf("limit: records %+v", recs)
+	}
+	// Everything removed; the primary stays.
+	e.want("", "primary@eth0")
+	m := e.h.m
+	if a, d := value(m.ops.WithLabelValues("attach", "success")), value(m.ops.WithLabelValues("detach", "success")); a != 2 || d != 3 {
+		t.Errorf("metrics: %v attaches, %v detaches; want 2, 3", a, d)
+	}
+}
+
+func TestHotplugFailedAdditionAlone(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox(attached("default/a", "net1", testConf("a")))
+	recs := e.want("a,bad,b", "primary@eth0,default/a@net1,default/b@net3")
+	f := recs[outbox.KindFailed]
+	if f == nil || f.Network != "default/bad" || !strings.Contains(f.Error, `network "default/bad"`) {
+		t.Fatalf("failed addition: records %+v", recs)
+	}
+	if r := recs[outbox.KindAttached]; r == nil || len(r.Entry.Attachments) != 3 {
+		t.Fatalf("network-status record %+v", recs)
+	}
+	// Not tried again until the annotation changes (through reconcile's
+	// done state; a pass run directly tries again and fails the same way).
+	e.want("a,bad,b", "primary@eth0,default/a@net1,default/b@net3")
+	// An element whose NAD does not exist, and a malformed annotation.
+	recs = e.want("a,b,nope", "primary@eth0,default/a@net1,default/b@net3")
+	if f := recs[outbox.KindFailed]; f == nil || f.Network != "default/nope" {
+		t.Fatalf("missing NAD: records %+v", recs)
+	}
+	recs = e.want(`[{"name":"a"`, "primary@eth0,default/a@net1,default/b@net3")
+	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(w.Warnings[0], "nothing attached or detached") {
+		t.Fatalf("malformed annotation: records %+v", recs)
+	}
+}
+
+// A pass that died between an addition's intent and its result: the
+// attachment is undone, then attached again (never twice).
+func TestHotplugResume(t *testing.T) {
+	e := newHPEnv(t, "")
+	half := attached("default/b", "net2", testConf("b"))
+	half.Added, half.Result = false, nil
+	e.sandbox(attached("default/a", "net1", testConf("a")), half)
+	if err := e.reconcile("a,b", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.interfaces(); got != "primary@eth0,default/a@net1,default/b@net2" {
+		t.Fatalf("after resume: %s", got)
+	}
+	m := e.h.m
+	if a, d := value(m.ops.WithLabelValues("attach", "success")), value(m.ops.WithLabelValues("detach", "success")); a != 1 || d != 1 {
+		t.Errorf("resume: %v attaches, %v detaches; want 1, 1", a, d)
+	}
+	// The element is gone from the annotation meanwhile: only undone.
+	e.sandbox(attached("default/a", "net1", testConf("a")), half)
+	if err := e.reconcile("a", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.interfaces(); got != "primary@eth0,default/a@net1" {
+		t.Fatalf("after resume without the element: %s", got)
+	}
+	// A pass that finds a stale network-status (plexusd died before its
+	// outbox record) publishes it again.
+	e.records()
+	e.pod.Annotations[nadv1.NetworkStatusAnnot] = `[{"name":"primary","interface":"eth0"}]`
+	if err := e.reconcile("a", true); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.records()[outbox.KindAttached]; r == nil || len(r.Entry.Attachments) != 2 {
+		t.Fatalf("stale network-status not republished: %+v", r)
+	}
+}
+
+func TestHotplugFailedRemovalStays(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox(attached("default/faildel", "net1", testConf("faildel", `,"failDel":true`)), attached("default/a", "net2", testConf("a")))
+	err := e.reconcile("a,b", false)
+	if err == nil || !strings.Contains(err.Error(), `"default/faildel"`) {
+		t.Fatalf("failed removal: %v", err)
+	}
+	// It stays (the runtime's DEL or the next pass finish it), and nothing
+	// is added while it holds its name.
+	if got := e.interfaces(); got != "primary@eth0,default/faildel@net1,default/a@net2" {
+		t.Fatalf("after a failed removal: %s", got)
+	}
+}
+
+func TestHotplugKeepsDefaultNetworks(t *testing.T) {
+	e := newHPEnv(t, `,"defaultNetworks":["kube-system/dn"]`)
+	e.sandbox(attached("kube-system/dn", "net1", testConf("dn")), attached("default/a", "net2", testConf("a")))
+	// ADD would name the first element net2 (after the default network).
+	e.want("a,b", "primary@eth0,kube-system/dn@net1,default/a@net2,default/b@net3")
+	e.want("", "primary@eth0,kube-system/dn@net1")
+	// The default network's own name is refused with the limit named.
+	recs := e.want(`[{"name":"a","interface":"net1"}]`, "primary@eth0,kube-system/dn@net1")
+	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(strings.Join(w.Warnings, ";"), "defaultNetworks") {
+		t.Fatalf("records %+v", recs)
+	}
+	// The same network in the annotation is a second attachment of it.
+	e.want("kube-system/dn", "primary@eth0,kube-system/dn@net1,kube-system/dn@net2")
+	e.want("", "primary@eth0,kube-system/dn@net1")
+}
+
+// A DEL that ran meanwhile (the runtime's, under the same lock) leaves
+// nothing for the pass to do.
+func TestHotplugSandboxGone(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox(attached("default/a", "net1", testConf("a")))
+	e.store.Remove("c1")
+	if err := e.reconcile("a,b", false); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := e.store.List(); len(ids) != 0 {
+		t.Fatalf("cache entries %v after a pass over a deleted sandbox", ids)
+	}
+	if recs := e.records(); len(recs) != 0 {
+		t.Fatalf("records %v", recs)
+	}
+}
+
+func TestPluginConf(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{`{"cniVersion":"1.0.0","name":"plexus-net","plugins":[{"type":"portmap"},{"type":"plexus","cniDir":"/x"}]}`,
+			`{"cniDir":"/x","cniVersion":"1.0.0","name":"plexus-net","type":"plexus"}`, ""},
+		{`{"cniVersion":"1.0.0","name":"n","type":"plexus"}`, `{"cniVersion":"1.0.0","name":"n","type":"plexus"}`, ""},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"}]}`, "", `no plugin of type "plexus"`},
+		{`[1]`, "", "not a JSON object"},
+	} {
+		got, err := pluginConf([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func value(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
