@@ -378,6 +378,9 @@ type reconciliation struct {
 	refused  []string
 	changed  bool
 	warnings []string
+	// transient is an addition that failed because a source could not be
+	// asked (the API unreachable): no Warning, the pass is retried.
+	transient []error
 }
 
 func (rc *reconciliation) run(ctx context.Context, resume bool) error {
@@ -420,6 +423,9 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 		rc.changed = true
 	}
 	rc.report()
+	if len(rc.transient) > 0 {
+		return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, errors.Join(rc.transient...))
+	}
 	return nil
 }
 
@@ -557,6 +563,10 @@ func (rc *reconciliation) reconcile(ctx context.Context) error {
 			rc.h.m.ops.WithLabelValues("attach", "refused").Inc()
 		} else {
 			rc.h.m.observe("attach", start, err)
+		}
+		if errors.Is(err, errUnavailable) {
+			rc.transient = append(rc.transient, err)
+			continue
 		}
 		if err != nil {
 			rc.fail(name, err)

@@ -332,3 +332,46 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+type hpDevices map[string][]string // resource -> the pod's devices
+
+func (f hpDevices) Devices(_ context.Context, _ *podnet.Pod, res string) ([]string, error) {
+	return f[res], nil
+}
+
+// SR-IOV elements get a device the pod already holds and no interface
+// uses; with none left they are refused, naming the resource.
+func TestHotplugDevices(t *testing.T) {
+	e := newHPEnv(t, "")
+	const res = "plexus.io/vf"
+	e.h.nads.(hpNADs)["default/vf"] = testConf("vf", `,"capabilities":{"deviceID":true}`)
+	nads := &resNADs{hpNADs: e.h.nads.(hpNADs), res: map[string]string{"default/vf": res}}
+	e.h.nads = nads
+	e.h.devices = hpDevices{res: {"0000:01:00.2", "0000:01:00.3"}}
+	held := attached("default/vf", "net1", testConf("vf", `,"capabilities":{"deviceID":true}`))
+	held.ResourceName, held.DeviceID = res, "0000:01:00.3" // not the first: removals reorder
+	e.sandbox(held)
+	e.want("vf,vf", "primary@eth0,default/vf@net1,default/vf@net2")
+	entry, _ := e.store.Load("c1")
+	if got := entry.Attachments[2].DeviceID; got != "0000:01:00.2" {
+		t.Fatalf("hot-plugged VF %q, want the free 0000:01:00.2", got)
+	}
+	recs := e.want("vf,vf,vf", "primary@eth0,default/vf@net1,default/vf@net2")
+	if f := recs[outbox.KindFailed]; f == nil || f.Network != "default/vf" || !strings.Contains(f.Error, `resource "plexus.io/vf"`) || !strings.Contains(f.Error, "already allocated to the pod") {
+		t.Fatalf("a third VF: records %+v", recs)
+	}
+}
+
+// resNADs gives NADs the resourceName annotation.
+type resNADs struct {
+	hpNADs
+	res map[string]string
+}
+
+func (f *resNADs) NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	n, err := f.hpNADs.NAD(ctx, namespace, name)
+	if err == nil && f.res[namespace+"/"+name] != "" {
+		n.Annotations = map[string]string{"k8s.v1.cni.cncf.io/resourceName": f.res[namespace+"/"+name]}
+	}
+	return n, err
+}
