@@ -25,6 +25,7 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -163,7 +164,7 @@ func setup(t *testing.T) *world {
 
 // startDriver runs the sriov-dra-driver binary on a sysfs root and returns
 // when it runs; it is stopped (SIGTERM) when the test ends.
-func (w *world) startDriver(t *testing.T, name, root, config, devinfo string) *exec.Cmd {
+func (w *world) startDriver(t *testing.T, name, root, config, devinfo, kubeconfig string) *exec.Cmd {
 	t.Helper()
 	dir := filepath.Join(w.base, "drv-"+name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -178,7 +179,7 @@ func (w *world) startDriver(t *testing.T, name, root, config, devinfo string) *e
 		t.Fatal(err)
 	}
 	cmd := exec.Command(w.driverBin, "--driver-name", name, "--node-name", w.node.Name,
-		"--kubeconfig", w.cp.AdminKubeconfig, "--config", cfg, "--host-root", root, "--devinfo-dir", devinfo,
+		"--kubeconfig", kubeconfig, "--config", cfg, "--host-root", root, "--devinfo-dir", devinfo,
 		"--registry-dir", filepath.Join(w.node.KubeletRootDir, "plugins_registry"), "--plugin-dir", filepath.Join(dir, "plugin"), "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -231,7 +232,7 @@ func (w *world) publish(t *testing.T, driver string, n int) time.Duration {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	cmd := w.startDriver(t, driver, tree.Root, `{"resourceList":[{"resourceName":"bench","selectors":[{"pfNames":["pxbench`+strconv.Itoa(n)+`"]}]}]}`, filepath.Join(w.base, "devinfo-"+driver))
+	cmd := w.startDriver(t, driver, tree.Root, `{"resourceList":[{"resourceName":"bench","selectors":[{"pfNames":["pxbench`+strconv.Itoa(n)+`"]}]}]}`, filepath.Join(w.base, "devinfo-"+driver), w.cp.AdminKubeconfig)
 	poll(t, fmt.Sprintf("%d devices of %s published", n, driver), 60*time.Second, func() (bool, error) {
 		got, err := w.sliceDevices(driver)
 		return got == n, err
@@ -260,8 +261,54 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	for _, v := range vfs {
 		byAddr[v.Addr] = v
 	}
-	w.startDriver(t, dra.DefaultDriverName, w.tree.Root, `{"resourceList":[{"resourceName":"sriov_dra","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxdrapf"]}]}]}`, w.devinfo)
+	// The PF's netdev is a real link (a veth), so its link state reaches
+	// the driver over netlink.
+	pfLink := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "pxdrapf"}, PeerName: "pxdrapfp"}
+	if err := netlink.LinkAdd(pfLink); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName("pxdrapf"); err == nil {
+			netlink.LinkDel(l)
+		}
+	})
+	for _, n := range []string{"pxdrapfp", "pxdrapf"} {
+		l, err := netlink.LinkByName(n)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, "pxdrapf operationally up", 10*time.Second, func() (bool, error) {
+		l, err := netlink.LinkByName("pxdrapf")
+		return err == nil && l.Attrs().OperState == netlink.OperUp, err
+	})
+	// The driver runs as deployments/sriov-dra.yaml has it: its
+	// ServiceAccount's RBAC, with a token bound to a pod on this node (what
+	// associated-node:patch of the claim status needs).
+	w.startDriver(t, dra.DefaultDriverName, w.tree.Root, `{"resourceList":[{"resourceName":"sriov_dra","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxdrapf"]}]}]}`, w.devinfo, w.nodeBoundDriverKubeconfig(t))
 	poll(t, "the node's 4 VFs published", 30*time.Second, func() (bool, error) {
+		n, err := w.sliceDevices(dra.DefaultDriverName)
+		return n == 4, err
+	})
+	// Health: the PF's link goes down, its VFs leave the slice; back up,
+	// they return.
+	pf, _ := netlink.LinkByName("pxdrapf")
+	down := time.Now()
+	if err := netlink.LinkSetDown(pf); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the down PF's VFs withdrawn", 10*time.Second, func() (bool, error) {
+		n, err := w.sliceDevices(dra.DefaultDriverName)
+		return n == 0, err
+	})
+	t.Logf("FIGURE VFs of a down PF withdrawn from the ResourceSlice in %v", time.Since(down).Round(time.Millisecond))
+	if err := netlink.LinkSetUp(pf); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the VFs back with the PF's link", 10*time.Second, func() (bool, error) {
 		n, err := w.sliceDevices(dra.DefaultDriverName)
 		return n == 4, err
 	})
@@ -426,6 +473,37 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	}
 }
 
+// nodeBoundDriverKubeconfig is a kubeconfig of the driver's ServiceAccount
+// (kube-system/plexus-sriov-dra) with a token bound to a pod of that
+// ServiceAccount on the node, as the DaemonSet pod's own token is.
+func (w *world) nodeBoundDriverKubeconfig(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	no, zero := false, int64(0)
+	pod, err := w.cs.CoreV1().Pods("kube-system").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "sriov-dra-driver-e2e"},
+		Spec: corev1.PodSpec{NodeName: w.node.Name, ServiceAccountName: "plexus-sriov-dra", AutomountServiceAccountToken: &no, TerminationGracePeriodSeconds: &zero,
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:  []corev1.Container{{Name: "c", Image: cluster.BusyboxImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sleep", "3600"}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.cs.CoreV1().Pods("kube-system").Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	})
+	exp := int64(3600)
+	tr, err := w.cs.CoreV1().ServiceAccounts("kube-system").CreateToken(ctx, "plexus-sriov-dra", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: &exp, BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(w.base, "sriov-dra.kubeconfig")
+	kc := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\n    certificate-authority: %s\nusers:\n- name: u\n  user:\n    token: %s\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n", w.cp.Server, w.cp.CACertFile, tr.Status.Token)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func dirList(dir string) string {
 	ents, _ := os.ReadDir(dir)
 	var names []string
@@ -459,7 +537,7 @@ func (w *world) createPod(t *testing.T, name, tmpl, networks string) {
 			// The kubelet registers the node with the not-ready taint, which
 			// only the node lifecycle controller (not run here) removes.
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{Name: "c", Image: cluster.BusyboxImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sleep", "3600"}}}}}
+			Containers:  []corev1.Container{{Name: "c", Image: cluster.BusyboxImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sleep", "3600"}}}}}
 	if networks != "" {
 		pod.Annotations = map[string]string{nadv1.NetworkAttachmentAnnot: networks}
 	}
