@@ -102,8 +102,9 @@ func burst(t *testing.T, ctx context.Context, e *Env, d *testutil.Plexusd, n int
 	if published < float64(n) || fast != published {
 		t.Errorf("plexusd published %v network-statuses, %v of them within 2 s of the ADD; want %d, all", published, fast, n)
 	}
-	e.logf("network-status delay: %v published, mean %.0f ms", published,
-		1000*d.Metric("plexus_network_status_delay_seconds_sum")/d.Metric("plexus_network_status_delay_seconds_count"))
+	e.logf("network-status delay: %v published, mean %.0f ms; informer misses: %v pods, %v NADs", published,
+		1000*d.Metric("plexus_network_status_delay_seconds_sum")/d.Metric("plexus_network_status_delay_seconds_count"),
+		d.Metric("plexus_cache_lookups_total", `kind="pod"`, `outcome="miss"`), d.Metric("plexus_cache_lookups_total", `kind="nad"`, `outcome="miss"`))
 	if _, err := e.kubectl(ctx, "", append([]string{"-n", e.Namespace, "delete", "pod", "--wait=true", "--timeout=3m"}, pods...)...); err != nil {
 		t.Fatal(err)
 	}

@@ -154,17 +154,11 @@ func (d *Daemon) publishRecord(ctx context.Context, r *outbox.Record) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opBudget)
 	defer cancel()
-	pod, err := d.podSrc.Pod(ctx, r.Pod)
-	if err != nil {
-		if errors.Is(err, errUnavailable) {
-			d.later(r, err)
-			return
-		}
-		// Deleted, or re-created under the same name: nothing to publish to.
-		d.log.Info("dropping an outbox record: its pod is gone", "kind", r.Kind, "pod", r.Pod.String(), "err", err)
-		d.drop(r, "dropped")
-		return
-	}
+	// No lookup: the writes carry the pod's UID as a precondition, so a
+	// pod deleted or re-created since is refused by the API (and the record
+	// dropped), and a pod the informer has not seen yet is published at once.
+	pod := &podnet.Pod{Namespace: r.Pod.Namespace, Name: r.Pod.Name, UID: r.Pod.UID}
+	var err error
 	sess := d.client.Session(k8sOpts)
 	switch r.Kind {
 	case outbox.KindAttached:
