@@ -169,6 +169,10 @@ func TestHotplugAddPingRemove(t *testing.T) {
 		t.Fatalf("interfaces before hot-plug: %s", got)
 	}
 	before := leasesOf(cid)
+	// The world is the daemon deployment: the shim asked plexusd.
+	if n := w.plexusd.Metric("plexus_resolve_duration_seconds_count"); n == 0 {
+		t.Fatalf("plexusd resolved nothing: the shim did not use it\n%s", w.dump(pod.Name)())
+	}
 
 	w.setNetworks(t, pod.Name, "bridge-n,macvlan-n")
 	patched := time.Now()
@@ -360,4 +364,40 @@ func TestHotplugPodDeletedMidReconcile(t *testing.T) {
 		_, err := os.Stat(netns)
 		return entryOf(string(pod.UID)) == nil && len(leasesOf(cid)) == 0 && os.IsNotExist(err)
 	})
+}
+
+// TestHotplugLatency attaches and detaches a macvlan interface ten times
+// and reports the latencies from the annotation PATCH.
+func TestHotplugLatency(t *testing.T) {
+	w := setup(t)
+	pod, netns, cid := w.hotplugPod(t, "hp-lat", "bridge-n", 2)
+	const n = 10
+	var att, det, pub []time.Duration
+	has := func() bool { _, ok := podInterfaces(t, netns)["lat0"]; return ok }
+	for i := 0; i < n; i++ {
+		w.setNetworks(t, pod.Name, `[{"name":"bridge-n"},{"name":"macvlan-n","interface":"lat0"}]`)
+		start := time.Now()
+		att = append(att, until(t, 2*time.Second, "lat0 attached", has, w.dump(pod.Name)))
+		until(t, 5*time.Second, "lat0 in network-status", func() bool { _, ok := w.statusOf(t, pod.Name)["lat0"]; return ok }, w.dump(pod.Name))
+		pub = append(pub, time.Since(start))
+		w.setNetworks(t, pod.Name, "bridge-n")
+		det = append(det, until(t, 2*time.Second, "lat0 detached", func() bool { return !has() }, w.dump(pod.Name)))
+		until(t, 5*time.Second, "lat0 out of network-status", func() bool { _, ok := w.statusOf(t, pod.Name)["lat0"]; return !ok }, w.dump(pod.Name))
+	}
+	if got := leasesOf(cid); len(got) != 2 {
+		t.Errorf("leases after %d cycles: %v", n, got)
+	}
+	t.Logf("hot-plug of macvlan, %d cycles, PATCH → interface: attach %s; detach %s; PATCH → network-status (attach): %s",
+		n, spread(att), spread(det), spread(pub))
+	t.Logf("plexusd's plexus_hotplug_duration_seconds (mean over the process): attach %.1f ms, detach %.1f ms",
+		1000*w.plexusd.Metric("plexus_hotplug_duration_seconds_sum", `op="attach"`)/w.plexusd.Metric("plexus_hotplug_duration_seconds_count", `op="attach"`),
+		1000*w.plexusd.Metric("plexus_hotplug_duration_seconds_sum", `op="detach"`)/w.plexusd.Metric("plexus_hotplug_duration_seconds_count", `op="detach"`))
+}
+
+// spread is "min/median/max".
+func spread(ds []time.Duration) string {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("min %v / median %v / max %v", r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]))
 }

@@ -423,6 +423,13 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 		rc.changed = true
 	}
 	rc.report()
+	for _, a := range rc.entry.Attachments {
+		if !a.Added || len(a.Result) == 0 {
+			// A rolled-back addition whose DEL failed: the next pass (with
+			// backoff) DELetes it again; the entry lists it meanwhile.
+			rc.transient = append(rc.transient, fmt.Errorf("network %q (interface %s): left over from a failed addition", a.Network, a.IfName))
+		}
+	}
 	if len(rc.transient) > 0 {
 		return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, errors.Join(rc.transient...))
 	}

@@ -375,3 +375,21 @@ func (f *resNADs) NAD(ctx context.Context, namespace, name string) (*nadv1.Netwo
 	}
 	return n, err
 }
+
+// An addition whose ADD and rollback DEL both fail stays listed in the
+// entry and the pass asks to be retried.
+func TestHotplugFailedRollbackRetried(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.h.nads.(hpNADs)["default/worse"] = testConf("worse", `,"failAdd":true,"failDel":true`)
+	e.sandbox()
+	err := e.reconcile("worse", false)
+	if err == nil || !strings.Contains(err.Error(), "left over") {
+		t.Fatalf("pass: %v", err)
+	}
+	if got := e.interfaces(); got != "primary@eth0,default/worse@net1?" {
+		t.Fatalf("entry %s", got)
+	}
+	if f := e.records()[outbox.KindFailed]; f == nil || f.Network != "default/worse" {
+		t.Fatalf("no Warning for the failed addition: %+v", f)
+	}
+}
