@@ -48,6 +48,15 @@ const DefaultCNIConfig = config.DefaultConfDir + "/00-plexus.conflist"
 // work queue never hands out a key that is being processed).
 const hotplugWorkers = 2
 
+// configRetry is how soon a pod is looked at again while plexus's config
+// cannot be read (plexus-install not done yet).
+const configRetry = 30 * time.Second
+
+// opBound bounds one pass's delegates. A pass is not cancelled when plexusd
+// stops (SIGTERM): it finishes, so that a stop never leaves a half-made
+// interface for the next start to undo.
+const opBound = 2 * time.Minute
+
 // hotplug reconciles the networks annotation of the node's Running pods
 // with their sandboxes' cache entries.
 type hotplug struct {
@@ -234,19 +243,33 @@ func (h *hotplug) reconcile(ctx context.Context, key string) error {
 		h.confErr = err.Error()
 		h.mu.Unlock()
 		if first {
-			h.d.log.Warn("hot-plug is off: plexus's config is unusable", "err", err)
+			h.d.log.Warn("hot-plug waits: plexus's config is unusable", "err", err, "retry", configRetry.String())
 		}
+		h.restore(key, resume)
+		h.queue.AddAfter(key, configRetry)
 		return nil
 	}
 	pod := k8s.PodFromAPI(p)
 	rec := &reconciliation{h: h, conf: conf, pod: pod, cid: cid, ann: ann, log: h.d.log.With("pod", key, "container", cid)}
-	if err := rec.run(ctx, resume); err != nil {
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opBound)
+	defer cancel()
+	if err := rec.run(opCtx, resume); err != nil {
+		h.restore(key, resume)
 		return err
 	}
 	h.mu.Lock()
 	h.done[key] = state
 	h.mu.Unlock()
 	return nil
+}
+
+// restore keeps a pod's resume check for its next pass.
+func (h *hotplug) restore(key string, resume bool) {
+	if resume {
+		h.mu.Lock()
+		h.resume[key] = true
+		h.mu.Unlock()
+	}
 }
 
 // config is plexus's config as the runtime hands it to the shim: the
