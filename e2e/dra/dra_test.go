@@ -30,7 +30,9 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	resourceac "k8s.io/client-go/applyconfigurations/resource/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/plexus-cni/plexus/e2e/cluster"
 	"github.com/plexus-cni/plexus/pkg/cache"
@@ -423,6 +425,28 @@ func TestSRIOVThroughDRA(t *testing.T) {
 		if _, ok := byAddr[pci]; !ok {
 			t.Errorf("VF %s is not one of the node's", pci)
 		}
+	}
+
+	// The driver's ServiceAccount with a token bound to no pod (so to no
+	// node) may not write the claim's device status: associated-node only.
+	unbound, err := w.cp.ServiceAccountKubeconfig("kube-system", "plexus-sriov-dra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ucfg, err := clientcmd.BuildConfigFromFlags("", unbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ucs, err := kubernetes.NewForConfig(ucfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0 := claim.Status.Devices[0]
+	_, err = ucs.ResourceV1().ResourceClaims(podNS).ApplyStatus(ctx, resourceac.ResourceClaim(claimName, podNS).WithStatus(resourceac.ResourceClaimStatus().WithDevices(
+		resourceac.AllocatedDeviceStatus().WithDriver(d0.Driver).WithPool(d0.Pool).WithDevice(d0.Device).WithNetworkData(resourceac.NetworkDeviceData().WithInterfaceName("evil0")))),
+		metav1.ApplyOptions{FieldManager: "e2e-unbound", Force: true})
+	if err == nil || !strings.Contains(err.Error(), `cannot arbitrary-node:patch resource "resourceclaims/driver"`) {
+		t.Errorf("unbound token writing status.devices: %v, want refused for want of arbitrary-node:patch on resourceclaims/driver", err)
 	}
 
 	// A pod asking for more VFs than are free (3 of the 2 left) stays
