@@ -28,6 +28,22 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 // Write replaces path with what fill writes, with the given mode. On any
 // failure the temp file is removed and path is left as it was.
 func Write(path string, mode os.FileMode, fill func(io.Writer) error) (err error) {
+	return write(path, mode, fill, true)
+}
+
+// Replace replaces path with data atomically for every reader and against
+// the death of the writing process (unique temp file, rename), without
+// fsync: for state whose loss in a power failure is harmless because a
+// reboot makes it moot (what a sandbox's delegates returned, a status not
+// yet published), on the paths where two fsyncs would be most of the cost.
+func Replace(path string, data []byte, mode os.FileMode) error {
+	return write(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, false)
+}
+
+func write(path string, mode os.FileMode, fill func(io.Writer) error, durable bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -53,14 +69,19 @@ func Write(path string, mode os.FileMode, fill func(io.Writer) error) (err error
 	if err = tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	if durable {
+		if err = tmp.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+		}
 	}
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp.Name(), path, err)
+	}
+	if !durable {
+		return nil
 	}
 	return SyncDir(dir)
 }

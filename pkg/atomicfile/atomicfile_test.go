@@ -87,3 +87,26 @@ func TestConcurrentWritersNeverMix(t *testing.T) {
 		t.Fatalf("temp files left: %v", ents)
 	}
 }
+
+// Replace is atomic for readers (no temp file left, content whole) like
+// WriteFile, without the fsyncs.
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "state.json")
+	for _, data := range []string{`{"a":1}`, `{"a":2,"b":"longer than before"}`} {
+		if err := Replace(p, []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != data {
+			t.Fatalf("read %q, %v; want %q", got, err, data)
+		}
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(filepath.Dir(p))
+	if len(ents) != 1 {
+		t.Errorf("files left beside it: %v", ents)
+	}
+}

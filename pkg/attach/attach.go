@@ -138,8 +138,9 @@ func (e *Attacher) runDelegates(ctx context.Context, entry *podnet.Entry) ([]typ
 	// write costs an fsync of the file and of its directory, and the intent
 	// written before the first delegate already names every attachment a
 	// DEL must undo (DEL needs no result), so per-delegate writes would buy
-	// nothing but N fsyncs on every ADD.
-	if err := e.Cache.Save(entry); err != nil {
+	// nothing but N fsyncs on every ADD; for the same reason this one write
+	// is atomic but not fsynced (cache.SaveResults).
+	if err := e.Cache.SaveResults(entry); err != nil {
 		e.rollback(ctx, entry, len(entry.Attachments))
 		return nil, fmt.Errorf("recording results: %v", err)
 	}

@@ -47,6 +47,19 @@ func (s Store) Save(e *podnet.Entry) error {
 	return WriteFileAtomic(filepath.Join(s.ContainerDir(e.ContainerID), intentFile), b)
 }
 
+// SaveResults rewrites an entry whose intent Save made durable, now with
+// its delegates' results, atomically but without fsync: after a power
+// failure the sandbox is gone and DEL needs only the intent (DESIGN.md's
+// crash safety holds for the intent; this saves two fsyncs per ADD).
+func (s Store) SaveResults(e *podnet.Entry) error {
+	e.Version = EntryVersion
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Replace(filepath.Join(s.ContainerDir(e.ContainerID), intentFile), b, 0o600)
+}
+
 // Load reads a container's entry; (nil, nil) when there is none.
 func (s Store) Load(containerID string) (*podnet.Entry, error) {
 	path := filepath.Join(s.ContainerDir(containerID), intentFile)

@@ -18,10 +18,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/plexus-cni/plexus/pkg/atomicfile"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
@@ -91,16 +91,8 @@ func (b Box) Write(r *Record) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(b.Dir, 0o700); err != nil {
-		return err
-	}
 	final := filepath.Join(b.Dir, b.name(r))
-	tmp := final + ".tmp" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Replace(final, data, 0o600); err != nil {
 		return err
 	}
 	r.Path = final
@@ -151,7 +143,8 @@ func (b Box) List() (recs []*Record, bad []error) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(b.Dir, e.Name())
-		if strings.Contains(e.Name(), ".tmp") {
+		if strings.HasPrefix(e.Name(), ".") || strings.Contains(e.Name(), ".tmp") {
+			// A temp file of a writer that died (atomicfile's ".<name>.tmp-*").
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
 				os.Remove(p)
 			}
