@@ -61,9 +61,19 @@ func (c *Client) claim(ctx context.Context, namespace, name string) (*podnet.Cla
 	if err != nil {
 		return nil, fmt.Errorf("resourceclaim %s/%s: %w", namespace, name, err)
 	}
+	claim, err := ClaimFromJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("resourceclaim %s/%s: %w", namespace, name, err)
+	}
+	return claim, nil
+}
+
+// ClaimFromJSON is what plexus keeps of a ResourceClaim in its JSON form
+// (pkg/k8s/resourceclaims.FromAPI converts a typed one the same way).
+func ClaimFromJSON(raw []byte) (*podnet.Claim, error) {
 	var ac apiClaim
 	if err := json.Unmarshal(raw, &ac); err != nil {
-		return nil, fmt.Errorf("resourceclaim %s/%s: %w", namespace, name, err)
+		return nil, err
 	}
 	out := &podnet.Claim{Namespace: ac.Metadata.Namespace, Name: ac.Metadata.Name, UID: ac.Metadata.UID}
 	if a := ac.Status.Allocation; a != nil {
