@@ -18,6 +18,7 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/testutil"
+	"github.com/plexus-cni/plexus/pkg/testutil/fakesysfs"
 )
 
 // hotplugNADs are the hot-plug tests' networks: "slow-n" is macvlan
@@ -400,4 +402,66 @@ func spread(ds []time.Duration) string {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	return fmt.Sprintf("min %v / median %v / max %v", r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]))
+}
+
+// SR-IOV hot-plug on the real node: the device plugin advertises VFs, the
+// real kubelet allocates two to the pod at admission, the pod starts with
+// one; hot-plug gives the second element the VF the pod holds and no
+// interface uses, refuses a third (no device left: kubelet allocates only
+// at admission), and gives the VF back to the host on removal.
+func TestHotplugSRIOV(t *testing.T) {
+	w := setup(t)
+	vfs, err := w.sysfs.AddVethPF(t, fakesysfs.PF{Addr: "0000:7e:00.0", Netdev: "pxhppf", NumVFs: 3, NUMA: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.startDevicePlugin(t, w.sysfs.Root, `{"resourceList":[{"resourceName":"sriov_vf","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxhppf"]}]}]}`, "plexus.io/sriov_vf", 3)
+	byAddr := map[string]fakesysfs.VF{}
+	for _, v := range vfs {
+		byAddr[v.Addr] = v
+	}
+	created := w.createPod(t, "hp-sriov", `[{"name":"sriov-n","interface":"vf0"}]`, corev1.ResourceList{"plexus.io/sriov_vf": resource2()})
+	pod, _ := w.waitRunning(t, created.Name)
+	until(t, 10*time.Second, "network-status of the new pod", func() bool { return len(w.statusOf(t, pod.Name)) == 2 }, w.dump(pod.Name))
+	netns := entryOf(string(pod.UID)).NetNS
+	vf0 := w.statusOf(t, pod.Name)["vf0"].DeviceInfo.Pci.PciAddress
+
+	w.setNetworks(t, pod.Name, `[{"name":"sriov-n","interface":"vf0"},{"name":"sriov-n","interface":"vf1"}]`)
+	took := until(t, 5*time.Second, "vf1 in the pod and in network-status with its device", func() bool {
+		s, ok := w.statusOf(t, pod.Name)["vf1"]
+		_, in := podInterfaces(t, netns)["vf1"]
+		return ok && in && s.DeviceInfo != nil && s.DeviceInfo.Pci != nil && len(s.IPs) == 1
+	}, w.dump(pod.Name))
+	vf1 := w.statusOf(t, pod.Name)["vf1"].DeviceInfo.Pci.PciAddress
+	if _, ok := byAddr[vf1]; !ok || vf1 == vf0 {
+		t.Fatalf("hot-plugged VF %s (vf0 has %s; the PF's VFs %v)", vf1, vf0, byAddr)
+	}
+	if _, err := netlink.LinkByName(byAddr[vf1].Netdev); err == nil {
+		t.Errorf("VF %s (%s) is still on the host", vf1, byAddr[vf1].Netdev)
+	}
+	t.Logf("SR-IOV VF hot-plugged in %v (PATCH → in the pod and network-status)", took.Round(time.Millisecond))
+
+	w.setNetworks(t, pod.Name, `[{"name":"sriov-n","interface":"vf0"},{"name":"sriov-n","interface":"vf1"},{"name":"sriov-n","interface":"vf2"}]`)
+	until(t, 10*time.Second, "a Warning: no device left for vf2", func() bool {
+		return strings.Contains(strings.Join(w.warningEvents(t, pod.Name), "\n"), `resource "plexus.io/sriov_vf"`)
+	}, w.dump(pod.Name))
+	if got := ifNames(podInterfaces(t, netns)); got != "eth0,vf0,vf1" {
+		t.Errorf("interfaces after the refused vf2: %s", got)
+	}
+
+	w.setNetworks(t, pod.Name, `[{"name":"sriov-n","interface":"vf0"}]`)
+	until(t, 5*time.Second, "vf1's VF back on the host under its name, out of network-status", func() bool {
+		_, err := netlink.LinkByName(byAddr[vf1].Netdev)
+		_, ok := w.statusOf(t, pod.Name)["vf1"]
+		return err == nil && !ok
+	}, w.dump(pod.Name))
+	w.deletePod(t, pod.Name)
+	waitFor(t, "both VFs back on the host, nothing of the pod left", func() bool {
+		for _, a := range []string{vf0, vf1} {
+			if _, err := netlink.LinkByName(byAddr[a].Netdev); err != nil {
+				return false
+			}
+		}
+		return entryOf(string(pod.UID)) == nil
+	})
 }
