@@ -10,13 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
-	"github.com/plexus-cni/plexus/pkg/cache"
+	pxcache "github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podnet"
@@ -46,16 +49,16 @@ func testConf(name string, extra ...string) string {
 }
 
 type hpEnv struct {
-	t     *testing.T
+	t     testing.TB
 	h     *hotplug
 	conf  *config.Conf
-	store cache.Store
+	store pxcache.Store
 	box   outbox.Box
 	netns string
 	pod   *podnet.Pod
 }
 
-func newHPEnv(t *testing.T, confKeys string) *hpEnv {
+func newHPEnv(t testing.TB, confKeys string) *hpEnv {
 	t.Helper()
 	tu.RequireRoot(t)
 	dir := t.TempDir()
@@ -83,7 +86,7 @@ func newHPEnv(t *testing.T, confKeys string) *hpEnv {
 		"kube-system/dn":  testConf("dn"),
 	}
 	h.devices = nil
-	return &hpEnv{t: t, h: h, conf: c, store: cache.Store{Dir: cniDir}, box: d.box, netns: tu.NewNS(t).Path(),
+	return &hpEnv{t: t, h: h, conf: c, store: pxcache.Store{Dir: cniDir}, box: d.box, netns: tu.NewNS(t).Path(),
 		pod: &podnet.Pod{Namespace: "default", Name: "p", UID: "uid-1", Annotations: map[string]string{}}}
 }
 
@@ -391,5 +394,68 @@ func TestHotplugFailedRollbackRetried(t *testing.T) {
 	}
 	if f := e.records()[outbox.KindFailed]; f == nil || f.Network != "default/worse" {
 		t.Fatalf("no Warning for the failed addition: %+v", f)
+	}
+}
+
+// BenchmarkHotplug is one attach and one detach of a secondary interface
+// by a pass each (lock, cache, resolution, the delegate exec'd), with
+// testplugin as the delegate; the node e2e's TestHotplugLatency measures
+// it with macvlan through the API.
+func BenchmarkHotplug(b *testing.B) {
+	e := newHPEnv(b, "")
+	e.sandbox(attached("default/a", "net1", testConf("a")))
+	var add, del time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := time.Now()
+		e.want("a,b", "primary@eth0,default/a@net1,default/b@net2")
+		add += time.Since(s)
+		s = time.Now()
+		e.want("a", "primary@eth0,default/a@net1")
+		del += time.Since(s)
+	}
+	b.ReportMetric(float64(add.Microseconds())/1000/float64(b.N), "ms/attach")
+	b.ReportMetric(float64(del.Microseconds())/1000/float64(b.N), "ms/detach")
+}
+
+// The informer's events queue a pod when it runs and when its networks
+// annotation changes, nothing else.
+func TestHotplugEvents(t *testing.T) {
+	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := newHotplug(d)
+	defer h.queue.ShutDown()
+	hd := h.handler().(cache.ResourceEventHandlerDetailedFuncs)
+	pod := func(phase corev1.PodPhase, nets string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u", Annotations: map[string]string{nadv1.NetworkAttachmentAnnot: nets}},
+			Status: corev1.PodStatus{Phase: phase}}
+	}
+	drain := func() int {
+		n := h.queue.Len()
+		for h.queue.Len() > 0 {
+			k, _ := h.queue.Get()
+			h.queue.Done(k)
+		}
+		return n
+	}
+	hd.AddFunc(pod(corev1.PodPending, "a"), true)
+	if n := drain(); n != 0 || !h.resume["ns/p"] {
+		t.Fatalf("a pending pod: %d queued, resume %v", n, h.resume)
+	}
+	hd.UpdateFunc(pod(corev1.PodPending, "a"), pod(corev1.PodRunning, "a"))
+	if n := drain(); n != 1 {
+		t.Fatalf("pod became Running: %d queued", n)
+	}
+	hd.UpdateFunc(pod(corev1.PodRunning, "a"), pod(corev1.PodRunning, "a"))
+	if n := drain(); n != 0 {
+		t.Fatalf("an update without change: %d queued", n)
+	}
+	hd.UpdateFunc(pod(corev1.PodRunning, "a"), pod(corev1.PodRunning, "a,b"))
+	if n := drain(); n != 1 {
+		t.Fatalf("annotation changed: %d queued", n)
+	}
+	h.done["ns/p"] = "x"
+	hd.DeleteFunc(cache.DeletedFinalStateUnknown{Key: "ns/p", Obj: pod(corev1.PodRunning, "a")})
+	if len(h.done) != 0 || len(h.resume) != 0 {
+		t.Fatalf("deleted pod still known: %v %v", h.done, h.resume)
 	}
 }
