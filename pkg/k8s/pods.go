@@ -66,10 +66,17 @@ func PodFromAPI(pod *corev1.Pod) *podnet.Pod {
 		UID:         string(pod.UID),
 		Annotations: pod.Annotations,
 	}
-	for _, s := range pod.Status.ResourceClaimStatuses {
-		c := podnet.PodClaim{Name: s.Name}
-		if s.ResourceClaimName != nil {
-			c.ClaimName = *s.ResourceClaimName
+	// The pod's claims in spec order: a claim the spec names directly, or
+	// the one status.resourceClaimStatuses says its template became.
+	for _, rc := range pod.Spec.ResourceClaims {
+		c := podnet.PodClaim{Name: rc.Name}
+		if rc.ResourceClaimName != nil {
+			c.ClaimName = *rc.ResourceClaimName
+		}
+		for _, s := range pod.Status.ResourceClaimStatuses {
+			if s.Name == rc.Name && s.ResourceClaimName != nil {
+				c.ClaimName = *s.ResourceClaimName
+			}
 		}
 		p.ResourceClaims = append(p.ResourceClaims, c)
 	}

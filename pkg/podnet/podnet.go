@@ -18,8 +18,9 @@ type Pod struct {
 	Name        string
 	UID         string
 	Annotations map[string]string
-	// ResourceClaims are the pod's DRA claims (status.resourceClaimStatuses),
-	// in the pod's order.
+	// ResourceClaims are the pod's DRA claims (spec.resourceClaims, with
+	// the names status.resourceClaimStatuses gives templates' claims), in
+	// the pod's order.
 	ResourceClaims []PodClaim
 }
 
