@@ -136,11 +136,9 @@ func (r *reporter) reconcile(ctx context.Context) error {
 		if json.Unmarshal([]byte(raw), &st) != nil {
 			continue
 		}
-		for _, cs := range p.Status.ResourceClaimStatuses {
-			if cs.ResourceClaimName != nil {
-				k := p.Namespace + "/" + *cs.ResourceClaimName
-				byClaim[k] = append(byClaim[k], st...)
-			}
+		for _, name := range podClaimNames(p) {
+			k := p.Namespace + "/" + name
+			byClaim[k] = append(byClaim[k], st...)
 		}
 	}
 	var errs []string
@@ -201,4 +199,21 @@ func (r *reporter) apply(ctx context.Context, ns, name string, uid types.UID, de
 	}
 	r.d.Log.Info("claim network data", "claim", ns+"/"+name, "devices", len(devs))
 	return nil
+}
+
+// podClaimNames are the ResourceClaims a pod uses: those its spec names and
+// those its templates became (status.resourceClaimStatuses).
+func podClaimNames(p *corev1.Pod) []string {
+	var out []string
+	for _, rc := range p.Spec.ResourceClaims {
+		if rc.ResourceClaimName != nil {
+			out = append(out, *rc.ResourceClaimName)
+		}
+	}
+	for _, cs := range p.Status.ResourceClaimStatuses {
+		if cs.ResourceClaimName != nil {
+			out = append(out, *cs.ResourceClaimName)
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 )
 
@@ -21,5 +22,14 @@ func TestDeviceNetworkDataFromNetworkStatus(t *testing.T) {
 	}
 	if got := DeviceNetworkData(preparedDevice{PCI: "0000:3c:00.2"}, st); got != nil {
 		t.Errorf("a VF no interface is: %+v, want nil", got)
+	}
+}
+
+func TestPodClaimNames(t *testing.T) {
+	named, generated := "shared", "p-sriov-x"
+	p := &corev1.Pod{Spec: corev1.PodSpec{ResourceClaims: []corev1.PodResourceClaim{{Name: "a", ResourceClaimName: &named}, {Name: "b"}}},
+		Status: corev1.PodStatus{ResourceClaimStatuses: []corev1.PodResourceClaimStatus{{Name: "b", ResourceClaimName: &generated}}}}
+	if got := podClaimNames(p); !reflect.DeepEqual(got, []string{"shared", "p-sriov-x"}) {
+		t.Errorf("podClaimNames = %v", got)
 	}
 }
