@@ -336,9 +336,10 @@ func TestDaemonGCSandboxGone(t *testing.T) {
 	if l := k.Leases(); len(l) != 0 {
 		t.Errorf("leases left after GC: %v", l)
 	}
-	if n := d.Metric("plexus_gc_removed_total", `result="success"`); n != 1 {
-		t.Errorf("plexus_gc_removed_total = %v, want 1", n)
-	}
+	// The entry goes inside the DEL; the metric counts it right after.
+	waitFor(t, 2*time.Second, "plexus_gc_removed_total 1", func() bool {
+		return d.Metric("plexus_gc_removed_total", `result="success"`) == 1
+	})
 }
 
 // TestDaemonMalformedRequest: garbage on the socket gets a clear error and
