@@ -411,3 +411,18 @@ func ForConfig(c *config.Conf, log *slog.Logger, cniPath string) *Attacher {
 		CNIVersion: c.CNIVersion, DeviceInfoDir: c.DeviceInfoDir, MultusCacheDir: c.MultusCacheDir,
 	}
 }
+
+// CNIError is err as the CNI error the runtime shows: the whole message
+// (pod, network, interface, delegate) — skel would print only the innermost
+// delegate error — with the delegate's error code and details kept once.
+func CNIError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code, details := types.ErrInternal, ""
+	var te *types.Error
+	if errors.As(err, &te) {
+		code, details = te.Code, te.Details
+	}
+	return types.NewError(code, strings.TrimSuffix(err.Error(), "; "+details), details)
+}

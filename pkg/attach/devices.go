@@ -40,9 +40,4 @@ func (e *Attacher) removeDeviceInfo(a *podnet.Attachment) {
 	}
 }
 
-func (e *Attacher) deviceInfoDir() string {
-	if e.DeviceInfoDir != "" {
-		return e.DeviceInfoDir
-	}
-	return devinfo.DefaultDir
-}
+func (e *Attacher) deviceInfoDir() string { return devinfo.Base(e.DeviceInfoDir) }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
-	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/resolve"
@@ -114,10 +113,7 @@ func (d *Daemon) resolve(ctx context.Context, req *wire.Request) (*wire.Response
 	if err != nil {
 		return nil, final(err)
 	}
-	r := &resolve.Resolver{
-		Conf: conf, NADs: d.nadSrc, Devices: d.devices, Confs: nad.LocalConfs{Conf: conf},
-		Pools: devinfo.Pools{Dir: devInfoDir(conf)}, DeviceInfoDir: conf.DeviceInfoDir,
-	}
+	r := resolve.New(conf, d.nadSrc, d.devices)
 	failed := func(err error) *wire.Error {
 		werr := final(err)
 		if req.Command == "ADD" && !werr.Unavailable {
@@ -157,12 +153,7 @@ func trimPodPrefix(msg string, pod podnet.PodRef) string {
 	return msg
 }
 
-func devInfoDir(c *config.Conf) string {
-	if c.DeviceInfoDir != "" {
-		return c.DeviceInfoDir
-	}
-	return devinfo.DefaultDir
-}
+func devInfoDir(c *config.Conf) string { return devinfo.Base(c.DeviceInfoDir) }
 
 // wake makes the publisher look at the outbox now.
 func (d *Daemon) wake() {

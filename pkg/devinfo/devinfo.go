@@ -16,6 +16,15 @@ import (
 // DefaultDir is the device-info spec's base directory.
 const DefaultDir = "/var/run/k8s.cni.cncf.io/devinfo"
 
+// Base is dir, or DefaultDir when dir is empty (config key "deviceInfoDir"
+// unset).
+func Base(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	return DefaultDir
+}
+
 func flat(s string) string { return strings.ReplaceAll(s, "/", "-") }
 
 // DPPath is where a device plugin writes the device-info of one device of

@@ -60,9 +60,4 @@ func (e *Resolver) AssignDevices(ctx context.Context, pod *podnet.Pod, req *podn
 	return nil
 }
 
-func (e *Resolver) deviceInfoDir() string {
-	if e.DeviceInfoDir != "" {
-		return e.DeviceInfoDir
-	}
-	return devinfo.DefaultDir
-}
+func (e *Resolver) deviceInfoDir() string { return devinfo.Base(e.DeviceInfoDir) }

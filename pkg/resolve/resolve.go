@@ -18,6 +18,8 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/delegate"
+	"github.com/plexus-cni/plexus/pkg/devinfo"
+	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/selection"
 )
@@ -67,6 +69,14 @@ type Resolver struct {
 	DeviceInfoDir string
 
 	warnings []string
+}
+
+// New is the Resolver of plexus's config c over a NAD source and a device
+// source (nil: none), with the node's admin configs (confDir, clusterNetwork
+// files) and its device-plugin pools.
+func New(c *config.Conf, nads NADSource, devices DeviceSource) *Resolver {
+	return &Resolver{Conf: c, NADs: nads, Devices: devices, Confs: nad.LocalConfs{Conf: c},
+		Pools: devinfo.Pools{Dir: devinfo.Base(c.DeviceInfoDir)}, DeviceInfoDir: c.DeviceInfoDir}
 }
 
 // Attachments builds the pod's attachment list (see attachments.go).

@@ -14,7 +14,6 @@ package shim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -353,18 +352,8 @@ func stdinFrom(data []byte) error {
 	return unix.Dup3(fd, 0, 0)
 }
 
-// cniError keeps the whole message in the CNI error (as the thin path's).
-func cniError(err error) error {
-	if err == nil {
-		return nil
-	}
-	code, details := types.ErrInternal, ""
-	var te *types.Error
-	if errors.As(err, &te) {
-		code, details = te.Code, te.Details
-	}
-	return types.NewError(code, strings.TrimSuffix(err.Error(), "; "+details), details)
-}
+// cniError is attach.CNIError.
+var cniError = attach.CNIError
 
 func orInternal(code uint) uint {
 	if code == 0 {

@@ -8,7 +8,6 @@ package thin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"github.com/plexus-cni/plexus/pkg/attach"
 	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
-	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/logging"
 	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/podnet"
@@ -93,21 +91,8 @@ func cmdStatus(args *skel.CmdArgs) error {
 	return nil
 }
 
-// cniError keeps the whole message (pod, network, interface, delegate) in
-// the CNI error the runtime shows; skel would otherwise print only the
-// innermost delegate error. The delegate's error code is kept.
-func cniError(err error) error {
-	if err == nil {
-		return nil
-	}
-	code, details := types.ErrInternal, ""
-	var te *types.Error
-	if errors.As(err, &te) {
-		code, details = te.Code, te.Details
-	}
-	// types.Error prints its details after the message: keep them once.
-	return types.NewError(code, strings.TrimSuffix(err.Error(), "; "+details), details)
-}
+// cniError is attach.CNIError.
+var cniError = attach.CNIError
 
 // errPluginNotAvailable is CNI 1.1's STATUS error code 50.
 const errPluginNotAvailable uint = 50
@@ -166,11 +151,10 @@ func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 	if local == nil {
 		local = noNADs{}
 	}
-	confs, pools := nad.LocalConfs{Conf: conf}, devinfo.Pools{Dir: devInfoDir(conf)}
 	e := &Engine{
 		Conf: conf, Pods: src.Pods, Sink: src.Sink, Log: log,
-		Resolver: &resolve.Resolver{Conf: conf, NADs: src.NADs, Devices: src.Devices, Confs: confs, Pools: pools, DeviceInfoDir: conf.DeviceInfoDir},
-		Local:    &resolve.Resolver{Conf: conf, NADs: local, Confs: confs, Pools: pools, DeviceInfoDir: conf.DeviceInfoDir},
+		Resolver: resolve.New(conf, src.NADs, src.Devices),
+		Local:    resolve.New(conf, local, nil),
 		Attacher: attach.ForConfig(conf, log, args.Path),
 	}
 	e.Attacher.Warn = func(ctx context.Context, pod *podnet.Pod, msg string) { src.Sink.Warned(ctx, pod, []string{msg}) }
@@ -184,13 +168,6 @@ func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 		closeLog()
 	}
 	return e, req, done, nil
-}
-
-func devInfoDir(c *config.Conf) string {
-	if c.DeviceInfoDir != "" {
-		return c.DeviceInfoDir
-	}
-	return devinfo.DefaultDir
 }
 
 // peakRSSKiB is this process's peak resident set (VmHWM), without the
