@@ -92,12 +92,18 @@ func load(args *skel.CmdArgs) (*invocation, error) {
 	return inv, nil
 }
 
+// thinDeployment: no plexusd is configured (or the config is clusterless,
+// which plexusd does not serve): plexus-thin does ADD and DEL.
+func (inv *invocation) thinDeployment() bool {
+	return inv.conf.DaemonSocket == "" || inv.conf.Clusterless()
+}
+
 func cmdAdd(args *skel.CmdArgs) error {
 	inv, err := load(args)
 	if err != nil {
 		return err
 	}
-	if inv.conf.DaemonSocket == "" || inv.conf.Clusterless() {
+	if inv.thinDeployment() {
 		return inv.execThin()
 	}
 	defer inv.closeLog()
@@ -177,7 +183,7 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if inv.conf.DaemonSocket == "" || inv.conf.Clusterless() {
+	if inv.thinDeployment() {
 		return inv.execThin()
 	}
 	defer inv.closeLog()
