@@ -87,7 +87,7 @@ type Daemon struct {
 	// publishing holds, per outbox file, its retry state.
 	mu         sync.Mutex
 	retryState map[string]*retry
-	inFlight   map[string]bool // outbox records being published
+	inFlight   map[string]bool          // outbox records being published
 	lastEvent  map[string]*atomic.Int64 // resource -> unix nanos of the last informer event
 }
 

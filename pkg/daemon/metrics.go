@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,7 +117,8 @@ func (m *Metrics) WrapTransport() transport.WrapperFunc {
 				if resp != nil {
 					code = resp.StatusCode
 				}
-				m.api.WithLabelValues(verb(r), resource(r.URL.Path), strconv.Itoa(code)).Inc()
+				verb, res := classify(r)
+				m.api.WithLabelValues(verb, res, strconv.Itoa(code)).Inc()
 			}
 			return resp, err
 		})
@@ -127,49 +129,44 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func verb(r *http.Request) string {
-	switch r.Method {
-	case http.MethodGet:
-		if r.URL.Query().Get("watch") == "true" {
-			return "WATCH"
-		}
-		return "GET" // or LIST; the resource label tells them apart poorly, the path does not matter here
-	default:
-		return r.Method
-	}
-}
-
-// resource is the resource of an API path (/api/v1/namespaces/ns/pods/p/status
-// -> pods/status; /apis/g/v/namespaces/ns/r -> r).
-func resource(path string) string {
+// classify names an API request by verb (GET, LIST, WATCH, POST, PATCH,
+// PUT, DELETE) and resource (pods, pods/status, events,
+// network-attachment-definitions, ...).
+func classify(r *http.Request) (verb, res string) {
 	var parts []string
-	start := 0
-	for i := 0; i <= len(path); i++ {
-		if i == len(path) || path[i] == '/' {
-			if i > start {
-				parts = append(parts, path[start:i])
-			}
-			start = i + 1
+	for _, p := range strings.Split(r.URL.Path, "/") {
+		if p != "" {
+			parts = append(parts, p)
 		}
 	}
-	// Skip /api/v1 or /apis/group/version.
+	// Skip /api/v1 or /apis/group/version, then namespaces/<ns>.
 	switch {
 	case len(parts) >= 2 && parts[0] == "api":
 		parts = parts[2:]
 	case len(parts) >= 3 && parts[0] == "apis":
 		parts = parts[3:]
 	default:
-		return "other"
+		return r.Method, "other"
 	}
-	if len(parts) >= 2 && parts[0] == "namespaces" {
+	if len(parts) >= 3 && parts[0] == "namespaces" {
 		parts = parts[2:]
 	}
 	switch len(parts) {
 	case 0:
-		return "namespaces"
+		res = "other"
 	case 1, 2:
-		return parts[0]
+		res = parts[0]
 	default:
-		return parts[0] + "/" + parts[2]
+		res = parts[0] + "/" + parts[2]
 	}
+	verb = r.Method
+	if r.Method == http.MethodGet {
+		switch {
+		case r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1":
+			verb = "WATCH"
+		case len(parts) == 1:
+			verb = "LIST"
+		}
+	}
+	return verb, res
 }

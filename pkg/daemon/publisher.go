@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-		"time"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
