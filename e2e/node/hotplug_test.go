@@ -411,7 +411,7 @@ func spread(ds []time.Duration) string {
 // at admission), and gives the VF back to the host on removal.
 func TestHotplugSRIOV(t *testing.T) {
 	w := setup(t)
-	vfs, err := w.sysfs.AddVethPF(t, fakesysfs.PF{Addr: "0000:7e:00.0", Netdev: "pxhppf", NumVFs: 3, NUMA: 0})
+	vfs, err := w.sysfs.AddVethPF(t, fakesysfs.PF{Addr: "0000:9e:00.0", Netdev: "pxhppf", NumVFs: 3, NUMA: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
