@@ -255,7 +255,8 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	t.Logf("FIGURE ResourceSlice publication after start: 4 VFs %v, 512 VFs %v (%.2fx)", t4.Round(time.Millisecond), t512.Round(time.Millisecond), float64(t512)/float64(t4))
 
 	// The node's SR-IOV hardware: PF pxdrapf with 4 veth-backed VFs.
-	vfs, err := w.tree.AddVethPF(t, fakesysfs.PF{Addr: "0000:6e:00.0", Netdev: "pxdrapf", NumVFs: 4, NUMA: 0})
+	// PCI addresses no other e2e uses (sriov keeps per-VF state by address).
+	vfs, err := w.tree.AddVethPF(t, fakesysfs.PF{Addr: "0000:a6:00.0", Netdev: "pxdrapf", NumVFs: 4, NUMA: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,8 +342,15 @@ func TestSRIOVThroughDRA(t *testing.T) {
 		t.Fatal(err)
 	}
 	nad := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "sriov-dra", Namespace: podNS, Annotations: map[string]string{"k8s.v1.cni.cncf.io/resourceName": resName}},
-		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: fmt.Sprintf(`{"cniVersion":"1.0.0","name":"sriov-dra","type":"sriov","ipam":{"type":"host-local","dataDir":%q,"subnet":"10.249.3.0/24"}}`, filepath.Join(w.base, "ipam"))}}
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: fmt.Sprintf(`{"cniVersion":"1.0.0","name":"sriov-dra","type":"sriov","dataDir":%q,"ipam":{"type":"host-local","dataDir":%q,"subnet":"10.249.3.0/24"}}`, filepath.Join(w.base, "sriov-state"), filepath.Join(w.base, "ipam"))}}
 	if _, err := nc.NetworkAttachmentDefinitions(podNS).Create(ctx, nad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The other shape: a NAD naming the pod's claim and request.
+	byClaim := nad.DeepCopy()
+	byClaim.Name, byClaim.Annotations = "sriov-dra-claim", map[string]string{"plexus.io/resourceClaim": "sriov/vfs"}
+	byClaim.Spec.Config = strings.Replace(byClaim.Spec.Config, `"name":"sriov-dra"`, `"name":"sriov-dra-claim"`, 1)
+	if _, err := nc.NetworkAttachmentDefinitions(podNS).Create(ctx, byClaim, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -351,7 +359,7 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	w.deletePod(t, "dra-baseline")
 
 	hostBefore := hostLinks(t)
-	tPod := w.runPod(t, "dra-two", template, `[{"name":"sriov-dra","interface":"vf0"},{"name":"sriov-dra","interface":"vf1"}]`)
+	tPod := w.runPod(t, "dra-two", template, `[{"name":"sriov-dra","interface":"vf0"},{"name":"sriov-dra-claim","interface":"vf1"}]`)
 	t.Logf("FIGURE pod Running (2 claimed VFs, 2 networks, scheduled by kube-scheduler): %v; primary-only pod %v (%.2fx)", tPod.Round(time.Millisecond), tBase.Round(time.Millisecond), float64(tPod)/float64(tBase))
 	pod, err := w.cs.CoreV1().Pods(podNS).Get(ctx, "dra-two", metav1.GetOptions{})
 	if err != nil {
@@ -592,7 +600,7 @@ func (w *world) runPod(t *testing.T, name, tmpl, networks string) time.Duration 
 	p, _ := w.cs.CoreV1().Pods(podNS).Get(context.Background(), name, metav1.GetOptions{})
 	ev, _ := w.cp.Kubectl("get", "events", "-n", podNS, "--field-selector", "involvedObject.name="+name)
 	log, _ := os.ReadFile(filepath.Join(w.base, "plexus.log"))
-	t.Fatalf("pod %s not Running after 90s: %+v\nevents:\n%s\nplexus log:\n%s\n%s", name, p.Status, ev, tail(string(log), 3000), w.node.LogTails())
+	t.Fatalf("pod %s not Running after 90s: %+v\nevents:\n%s\nplexus log:\n%s\nhost VF links: %s\n%s", name, p.Status, ev, tail(string(log), 3000), hostLinks(t), w.node.LogTails())
 	return 0
 }
 

@@ -95,6 +95,11 @@ func (e *Resolver) assignClaimDevices(ctx context.Context, pod *podnet.Pod, req 
 			if !d.used && match(d) {
 				d.used = true
 				e.setDevice(a, req, d.rec.PCIAddress)
+				if a.ResourceName == "" {
+					// The VF's pool: its device-info file is the DRA
+					// driver's dp/ file of that resource.
+					a.ResourceName = d.rec.ResourceName
+				}
 				done[i] = true
 				return nil
 			}

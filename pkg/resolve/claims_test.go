@@ -59,6 +59,11 @@ func TestAssignClaimDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"", "0000:3c:00.0", "0000:3c:00.2", "0000:3c:00.1"}
+	// A NAD naming the claim takes the VF's pool as its resource (whose
+	// device-info file attach copies).
+	if atts[2].ResourceName != "plexus.io/other" {
+		t.Errorf("net2: resourceName %q, want the VF's plexus.io/other", atts[2].ResourceName)
+	}
 	for i, a := range atts {
 		if a.DeviceID != want[i] {
 			t.Errorf("%s: deviceID %q, want %q", a.IfName, a.DeviceID, want[i])
