@@ -31,9 +31,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/attach"
 	"github.com/plexus-cni/plexus/pkg/config"
-	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/k8s"
-	"github.com/plexus-cni/plexus/pkg/nad"
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/resolve"
@@ -414,10 +412,7 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 			d.metrics.delegate.WithLabelValues(command, plugins, outcome(err)).Observe(dur.Seconds())
 		}
 	}
-	rc.r = &resolve.Resolver{
-		Conf: rc.conf, NADs: rc.h.nads, Devices: rc.h.devices, Confs: nad.LocalConfs{Conf: rc.conf},
-		Pools: devinfo.Pools{Dir: devInfoDir(rc.conf)}, DeviceInfoDir: rc.conf.DeviceInfoDir,
-	}
+	rc.r = resolve.New(rc.conf, rc.h.nads, rc.h.devices) // as for the shim's ADD
 	rc.req = &podnet.Request{ContainerID: rc.cid, Pod: podnet.PodRef{Namespace: rc.pod.Namespace, Name: rc.pod.Name, UID: rc.pod.UID}}
 	// The runtime's lock: no ADD, DEL or GC of this pod runs meanwhile.
 	unlock, err := rc.att.Lock(rc.req)
