@@ -488,7 +488,7 @@ func (rc *reconciliation) reconcile(ctx context.Context) error {
 		rc.refuse(err.Error())
 		return nil
 	}
-	elems, _, err := selection.ParseWithWarnings(rc.ann, rc.pod.Namespace, rc.conf.StrictAnnotations)
+	elems, parseWarnings, err := selection.ParseWithWarnings(rc.ann, rc.pod.Namespace, rc.conf.StrictAnnotations)
 	if err != nil {
 		rc.refuse(fmt.Sprintf("annotation %s: %v; nothing attached or detached", nadv1.NetworkAttachmentAnnot, err))
 		return nil
@@ -568,7 +568,9 @@ func (rc *reconciliation) reconcile(ctx context.Context) error {
 		// are taken.
 		return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, errors.Join(errs...))
 	}
-	// Then additions, in annotation order.
+	// Then additions, in annotation order; what ADD would warn about the
+	// annotation goes with the first.
+	added := false
 	for k, el := range elems {
 		if match[k] >= 0 {
 			continue
@@ -597,7 +599,12 @@ func (rc *reconciliation) reconcile(ctx context.Context) error {
 			rc.fail(name, err)
 			continue
 		}
-		rc.changed = true
+		if !added {
+			for _, w := range parseWarnings {
+				rc.warnings = append(rc.warnings, fmt.Sprintf("annotation %s: %s", nadv1.NetworkAttachmentAnnot, w))
+			}
+		}
+		added, rc.changed = true, true
 		rc.log.Info("hot-plug: attached", "network", name, "interface", ifName, "took", time.Since(start).String())
 	}
 	return nil

@@ -459,3 +459,15 @@ func TestHotplugEvents(t *testing.T) {
 		t.Fatalf("deleted pod still known: %v %v", h.done, h.resume)
 	}
 }
+
+// What ADD warns about (an unknown field of the element) comes with the
+// network-status of the addition, as with ADD's.
+func TestHotplugWarnings(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox()
+	recs := e.want(`[{"name":"a","bogus":1}]`, "primary@eth0,default/a@net1")
+	r := recs[outbox.KindAttached]
+	if r == nil || !strings.Contains(strings.Join(r.Warnings, ";"), "bogus") {
+		t.Fatalf("records %+v", recs)
+	}
+}
