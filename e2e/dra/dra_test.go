@@ -30,6 +30,7 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	resourceac "k8s.io/client-go/applyconfigurations/resource/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -233,12 +234,51 @@ func (w *world) publish(t *testing.T, driver string, n int) time.Duration {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	// A watch (not polling LISTs, which would compete with the apiserver
+	// for the 2 cores) sees the slices arrive. The apiserver's watch cache
+	// of a resource nothing was written to refuses watches at first
+	// ("Too large resource version"): watch again until it takes one.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	watchSlices := func() watch.Interface {
+		wt, err := w.cs.ResourceV1().ResourceSlices().Watch(ctx, metav1.ListOptions{FieldSelector: "spec.driver=" + driver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wt
+	}
 	start := time.Now()
 	cmd := w.startDriver(t, driver, tree.Root, `{"resourceList":[{"resourceName":"bench","selectors":[{"pfNames":["pxbench`+strconv.Itoa(n)+`"]}]}]}`, filepath.Join(w.base, "devinfo-"+driver), w.cp.AdminKubeconfig)
-	poll(t, fmt.Sprintf("%d devices of %s published", n, driver), 60*time.Second, func() (bool, error) {
-		got, err := w.sliceDevices(driver)
-		return got == n, err
-	})
+	wt := watchSlices()
+	devices := map[string]int{}
+	for total := 0; total != n; {
+		ev, ok := <-wt.ResultChan()
+		if !ok || ev.Type == watch.Error {
+			wt.Stop()
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %d of %d devices published within 60s (last event %+v)", driver, total, n, ev)
+			}
+			time.Sleep(20 * time.Millisecond)
+			wt = watchSlices()
+			// What was published meanwhile arrives as ADDED events.
+			devices = map[string]int{}
+			continue
+		}
+		sl, ok := ev.Object.(*resourcev1.ResourceSlice)
+		if !ok {
+			continue
+		}
+		if ev.Type == watch.Deleted {
+			delete(devices, sl.Name)
+		} else {
+			devices[sl.Name] = len(sl.Spec.Devices)
+		}
+		total = 0
+		for _, c := range devices {
+			total += c
+		}
+	}
+	wt.Stop()
 	d := time.Since(start)
 	cmd.Process.Signal(syscall.SIGTERM)
 	return d

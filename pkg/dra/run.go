@@ -96,6 +96,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	o.Log.Debug("discovered", "pfs", len(pfs), "since start", time.Since(start))
 	var rc *rest.Config
 	if o.Kubeconfig != "" {
 		rc, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
@@ -130,6 +131,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("kubelet plugin: %w", err)
 	}
 	defer helper.Stop()
+	o.Log.Debug("kubelet plugin started", "since start", time.Since(start))
 	down := pfsDown(pfs)
 	if err := helper.PublishResources(ctx, d.Resources(down)); err != nil {
 		return err
