@@ -178,6 +178,9 @@ func TestDaemonAddFromCache(t *testing.T) {
 	if n := d.Metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`); n != 1 {
 		t.Errorf("%v Events, want 1", n)
 	}
+	if n := d.Metric("plexus_resolve_duration_seconds_count", `result="success"`); n != 1 {
+		t.Errorf("%v successful resolutions counted, want 1", n)
+	}
 	if n := d.Metric("plexus_cni_operations_total", `command="ADD"`, `result="success"`); n != 1 {
 		t.Errorf("plexus_cni_operations_total ADD success = %v, want 1", n)
 	}
@@ -219,8 +222,20 @@ func TestDaemonResolveError(t *testing.T) {
 		}
 		return false
 	})
+	// A pod re-created under the same name (another UID) is a final
+	// answer too, not plexusd being unable to answer.
+	p2 := k.createPod("duid", "d-ok")
+	p2.UID = "0b5e7c1e-0000-4000-8000-000000000000"
+	_, err = k.Add(p2)
+	if err == nil || !strings.Contains(err.Error(), "differs from K8S_POD_UID "+p2.UID) {
+		t.Fatalf("ADD with another pod's UID: %v", err)
+	}
+	k.AssertClean(p2)
 	if n := d.Metric("plexus_shim_fallbacks_total"); n != 0 {
 		t.Errorf("a final resolution error fell back to the thin path (%v)", n)
+	}
+	if strings.Contains(k.Log(), "running the thin path") {
+		t.Errorf("the shim ran the thin path for a final error:\n%s", k.Log())
 	}
 }
 

@@ -85,10 +85,15 @@ func (d *Daemon) handle(ctx context.Context, conn net.Conn) {
 // shim runs the thin path.
 func (d *Daemon) Resolve(ctx context.Context, req *wire.Request) *wire.Response {
 	start := time.Now()
-	resp, err := d.resolve(ctx, req)
+	resp, werr := d.resolve(ctx, req)
+	// A nil *wire.Error must not become a non-nil error interface.
+	var err error
+	if werr != nil {
+		err = werr
+	}
 	d.metrics.resolved(time.Since(start), err)
-	if err != nil {
-		return &wire.Response{Error: err}
+	if werr != nil {
+		return &wire.Response{Error: werr}
 	}
 	return resp
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -118,7 +119,11 @@ func (s *PodSource) Pod(ctx context.Context, ref podnet.PodRef) (*podnet.Pod, er
 	for {
 		if p := s.cached(ref); p != nil {
 			s.Metrics.lookup("pod", "hit")
-			return k8s.PodFromAPI(p), nil
+			// The informer's object is shared: its annotations map is not
+			// handed out.
+			pod := k8s.PodFromAPI(p)
+			pod.Annotations = maps.Clone(pod.Annotations)
+			return pod, nil
 		}
 		if time.Now().After(deadline) || !sleepCtx(ctx, 20*time.Millisecond) {
 			break
@@ -128,7 +133,7 @@ func (s *PodSource) Pod(ctx context.Context, ref podnet.PodRef) (*podnet.Pod, er
 	sess := s.Client.Session(k8s.Options{PodWait: time.Millisecond, Budget: missBudget, Total: missBudget, Attempts: 2})
 	pod, err := sess.Pods().Pod(ctx, ref)
 	if err != nil {
-		if errors.Is(err, podnet.ErrPodNotFound) || isFinal(err) {
+		if errors.Is(err, podnet.ErrPodNotFound) || errors.Is(err, k8s.ErrUIDMismatch) || isFinal(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: %v", errUnavailable, err)

@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -51,11 +52,15 @@ func (s PodSource) Pod(ctx context.Context, ref podnet.PodRef) (*podnet.Pod, err
 // a mirror (static) pod, whose API UID differs from the runtime's.
 func CheckUID(pod *corev1.Pod, ref podnet.PodRef) error {
 	if ref.UID != "" && string(pod.UID) != ref.UID && !isMirrorPod(pod) {
-		return fmt.Errorf("UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
-			pod.UID, ref.UID)
+		return fmt.Errorf("%w: UID %s in the API differs from K8S_POD_UID %s (the pod was deleted and re-created)",
+			ErrUIDMismatch, pod.UID, ref.UID)
 	}
 	return nil
 }
+
+// ErrUIDMismatch is wrapped by CheckUID's error: the API's pod is another
+// one than the runtime's (a final answer, not the API being unreachable).
+var ErrUIDMismatch = errors.New("pod UID mismatch")
 
 // PodFromAPI is what plexus keeps of an API pod: every source of pods (a
 // GET here, plexusd's informer) converts with it.
