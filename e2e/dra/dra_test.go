@@ -192,7 +192,7 @@ func (w *world) startDriver(t *testing.T, name, root, config, devinfo, kubeconfi
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 		logf.Close()
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("driver %s log:\n%s", name, tail(string(b), 4000))
 		}
