@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/plexus-cni/plexus/pkg/attach"
 	pxcache "github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/outbox"
@@ -469,5 +470,35 @@ func TestHotplugWarnings(t *testing.T) {
 	r := recs[outbox.KindAttached]
 	if r == nil || !strings.Contains(strings.Join(r.Warnings, ";"), "bogus") {
 		t.Fatalf("records %+v", recs)
+	}
+}
+
+// The pod's current sandbox: its UID's entry whose ADD completed, not left
+// for DEL or GC, whose netns exists.
+func TestHotplugFindSandbox(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.h.d.att = &attach.Attacher{Cache: e.store}
+	save := func(id, uid, netns string, added, incomplete bool) {
+		a := attached("primary", "eth0", testConf("primary"))
+		a.Primary, a.Added = true, added
+		if err := e.store.Save(&podnet.Entry{ContainerID: id, NetNS: netns, PodUID: uid, Incomplete: incomplete, Attachments: []podnet.Attachment{a}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("gone", "uid-1", "/var/run/netns/plexus-test-no-such-ns", true, false)
+	save("incomplete", "uid-1", e.netns, true, true)
+	save("adding", "uid-1", e.netns, false, false)
+	save("other", "uid-2", e.netns, true, false)
+	if got := e.h.findSandbox("uid-1"); got != "" {
+		t.Fatalf("sandbox %q among entries none of which is live", got)
+	}
+	save("live", "uid-1", e.netns, true, false)
+	if got := e.h.findSandbox("uid-1"); got != "live" {
+		t.Fatalf("sandbox %q, want live", got)
+	}
+	// The hint is checked: once the entry goes, it is not returned.
+	e.store.Remove("live")
+	if got := e.h.findSandbox("uid-1"); got != "" {
+		t.Fatalf("sandbox %q after its entry went", got)
 	}
 }
