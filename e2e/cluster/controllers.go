@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -89,4 +90,25 @@ func waitHealthz(p *process, port int) error {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
+}
+
+// StopControllers stops kube-scheduler and kube-controller-manager (if
+// running), so that a test that started them leaves the control plane as it
+// found it: their watches would hold up an apiserver restart.
+func (c *ControlPlane) StopControllers() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, p := range []*process{c.sched, c.kcm} {
+		if p != nil {
+			if err := p.stop(stopGrace); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	c.sched, c.kcm = nil, nil
+	if err := c.writeState(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -19,6 +19,11 @@ func TestControllersAllocateFromTemplates(t *testing.T) {
 	if err := cp.StartControllers(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := cp.StopControllers(); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := cp.StartControllers(); err != nil { // already running: no-op
 		t.Fatal(err)
 	}
