@@ -27,6 +27,9 @@ const (
 	maxBackoff   = 30 * time.Second
 	publishers   = 16
 	opBudget     = 5 * time.Second
+	// podGrace is how long a record waits for a pod that is not in the API
+	// (yet) before it is dropped.
+	podGrace = time.Minute
 )
 
 // errDrop marks a record that can never be published (it will not get
@@ -154,11 +157,27 @@ func (d *Daemon) publishRecord(ctx context.Context, r *outbox.Record) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opBudget)
 	defer cancel()
-	// No lookup: the writes carry the pod's UID as a precondition, so a
-	// pod deleted or re-created since is refused by the API (and the record
-	// dropped), and a pod the informer has not seen yet is published at once.
-	pod := &podnet.Pod{Namespace: r.Pod.Namespace, Name: r.Pod.Name, UID: r.Pod.UID}
-	var err error
+	// The pod as the API has it (from the informer: no request), for its
+	// UID: a static pod's mirror has another UID than the runtime's. The
+	// write carries it as a precondition, so a pod re-created meanwhile is
+	// refused by the API.
+	pod, err := d.podSrc.Pod(ctx, r.Pod)
+	if err != nil {
+		switch {
+		case errors.Is(err, errUnavailable):
+			d.later(r, err)
+		case errors.Is(err, podnet.ErrPodNotFound) && time.Since(r.Created) < podGrace:
+			// Not there yet (a static pod's mirror is created by kubelet
+			// after its sandbox): ask again.
+			d.later(r, err)
+		default:
+			// Deleted, or re-created under the same name: nothing to
+			// publish to.
+			d.log.Info("dropping an outbox record: its pod is gone", "kind", r.Kind, "pod", r.Pod.String(), "err", err)
+			d.drop(r, "dropped")
+		}
+		return
+	}
 	sess := d.client.Session(k8sOpts)
 	switch r.Kind {
 	case outbox.KindAttached:
