@@ -61,6 +61,8 @@ type world struct {
 	tree    *fakesysfs.Tree
 	// driverBin is the built sriov-dra-driver.
 	driverBin string
+	// vfNames are the host names of the node's VF stand-ins.
+	vfNames map[string]bool
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -301,8 +303,10 @@ func TestSRIOVThroughDRA(t *testing.T) {
 		t.Fatal(err)
 	}
 	byAddr := map[string]fakesysfs.VF{}
+	w.vfNames = map[string]bool{}
 	for _, v := range vfs {
 		byAddr[v.Addr] = v
+		w.vfNames[v.Netdev] = true
 	}
 	// The PF's netdev is a real link (a veth), so its link state reaches
 	// the driver over netlink.
@@ -398,7 +402,7 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	tBase := w.runPod(t, "dra-baseline", "", "")
 	w.deletePod(t, "dra-baseline")
 
-	hostBefore := hostLinks(t)
+	hostBefore := w.hostLinks(t)
 	tPod := w.runPod(t, "dra-two", template, `[{"name":"sriov-dra","interface":"vf0"},{"name":"sriov-dra-claim","interface":"vf1"}]`)
 	t.Logf("FIGURE pod Running (2 claimed VFs, 2 networks, scheduled by kube-scheduler): %v; primary-only pod %v (%.2fx)", tPod.Round(time.Millisecond), tBase.Round(time.Millisecond), float64(tPod)/float64(tBase))
 	pod, err := w.cs.CoreV1().Pods(podNS).Get(ctx, "dra-two", metav1.GetOptions{})
@@ -540,7 +544,7 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	poll(t, "device-info of the claim removed", 30*time.Second, func() (bool, error) {
 		return dirList(filepath.Join(w.devinfo, "dra")) == "", nil
 	})
-	if after := hostLinks(t); after != hostBefore {
+	if after := w.hostLinks(t); after != hostBefore {
 		t.Errorf("host links after DEL:\n%s\nwant as before:\n%s", after, hostBefore)
 	}
 }
@@ -585,16 +589,17 @@ func dirList(dir string) string {
 	return strings.Join(names, ",")
 }
 
-// hostLinks lists the host's VF stand-ins (names, MACs).
-func hostLinks(t *testing.T) string {
+// hostLinks lists which of this test's VF stand-ins are in the host, with
+// their MACs (other tests' links are not looked at).
+func (w *world) hostLinks(t *testing.T) string {
 	links, err := netlink.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, l := range links {
-		if n := l.Attrs().Name; strings.HasPrefix(n, "x") && strings.Contains(n, "v") {
-			out = append(out, n)
+		if n := l.Attrs().Name; w.vfNames[n] {
+			out = append(out, n+"="+l.Attrs().HardwareAddr.String())
 		}
 	}
 	sort.Strings(out)
@@ -640,7 +645,7 @@ func (w *world) runPod(t *testing.T, name, tmpl, networks string) time.Duration 
 	p, _ := w.cs.CoreV1().Pods(podNS).Get(context.Background(), name, metav1.GetOptions{})
 	ev, _ := w.cp.Kubectl("get", "events", "-n", podNS, "--field-selector", "involvedObject.name="+name)
 	log, _ := os.ReadFile(filepath.Join(w.base, "plexus.log"))
-	t.Fatalf("pod %s not Running after 90s: %+v\nevents:\n%s\nplexus log:\n%s\nhost VF links: %s\n%s", name, p.Status, ev, tail(string(log), 3000), hostLinks(t), w.node.LogTails())
+	t.Fatalf("pod %s not Running after 90s: %+v\nevents:\n%s\nplexus log:\n%s\nhost VF links: %s\n%s", name, p.Status, ev, tail(string(log), 3000), w.hostLinks(t), w.node.LogTails())
 	return 0
 }
 
