@@ -85,14 +85,6 @@ func NewDriver(name, pool, devInfoDir, stateFile string, pools []*dpconfig.Pool,
 	return d, nil
 }
 
-// SetPools replaces the offered VFs (config reload, rediscovery); claims
-// already prepared keep their VFs.
-func (d *Driver) SetPools(pools []*dpconfig.Pool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.inv = newInventory(pools)
-}
-
 // Resources is what the node publishes: every offered VF whose PF is not
 // in down (PF addresses).
 func (d *Driver) Resources(down map[string]bool) resourceslice.DriverResources {
