@@ -158,7 +158,10 @@ func (r *reporter) reconcile(ctx context.Context) error {
 		}
 		sort.Strings(digest)
 		dg := strings.Join(digest, ";")
-		if a, ok := r.applied[uid]; ok && a.Digest == dg {
+		if a, ok := r.applied[uid]; (ok && a.Digest == dg) || (!ok && dg == "") {
+			// Unchanged; or nothing attached yet, and nothing of this
+			// driver's in the claim to clear (its entries are only ever
+			// written for attached VFs of a prepared claim).
 			continue
 		}
 		if err := r.apply(ctx, c.Namespace, c.Name, uid, devs); err != nil {
