@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -79,6 +80,71 @@ func ClaimFromJSON(raw []byte) (*podnet.Claim, error) {
 	if a := ac.Status.Allocation; a != nil {
 		for _, r := range a.Devices.Results {
 			out.Results = append(out.Results, podnet.ClaimResult{Request: r.Request, Driver: r.Driver, Pool: r.Pool, Device: r.Device})
+		}
+	}
+	return out, nil
+}
+
+// PoolAttributes returns, by device name, the string attributes (fully
+// qualified: an unqualified name is in the driver's domain) of the devices
+// another DRA driver publishes in a pool (resolve.DeviceAttributes): one
+// LIST of the driver's ResourceSlices.
+func (s NADSource) PoolAttributes(ctx context.Context, driver, pool string) (map[string]map[string]string, error) {
+	return s.c.poolAttributes(ctx, driver, pool)
+}
+
+// apiSlices is the part of a ResourceSliceList plexus reads.
+type apiSlices struct {
+	Items []struct {
+		Spec struct {
+			Driver string `json:"driver"`
+			Pool   struct {
+				Name string `json:"name"`
+			} `json:"pool"`
+			Devices []struct {
+				Name       string `json:"name"`
+				Attributes map[string]struct {
+					String *string `json:"string"`
+				} `json:"attributes"`
+			} `json:"devices"`
+		} `json:"spec"`
+	} `json:"items"`
+}
+
+func (c *Client) poolAttributes(ctx context.Context, driver, pool string) (map[string]map[string]string, error) {
+	ctx, cancel := c.budget(ctx)
+	defer cancel()
+	var raw []byte
+	err := c.retry(ctx, false, func(ctx context.Context) error {
+		var err error
+		raw, err = c.core.Get().MaxRetries(0).AbsPath("/apis/resource.k8s.io/v1/resourceslices").
+			Param("fieldSelector", "spec.driver="+driver).SetHeader("Accept", contentJSON).Do(ctx).Raw()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resourceslices of driver %s: %w", driver, err)
+	}
+	var list apiSlices
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("resourceslices of driver %s: %w", driver, err)
+	}
+	out := map[string]map[string]string{}
+	for _, sl := range list.Items {
+		if sl.Spec.Driver != driver || sl.Spec.Pool.Name != pool {
+			continue
+		}
+		for _, d := range sl.Spec.Devices {
+			attrs := map[string]string{}
+			for k, v := range d.Attributes {
+				if v.String == nil {
+					continue
+				}
+				if !strings.Contains(k, "/") {
+					k = driver + "/" + k
+				}
+				attrs[k] = *v.String
+			}
+			out[d.Name] = attrs
 		}
 	}
 	return out, nil

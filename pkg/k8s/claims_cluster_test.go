@@ -73,3 +73,41 @@ func TestClaimGetAndPodClaims(t *testing.T) {
 		t.Errorf("pod claims %+v", p.ResourceClaims)
 	}
 }
+
+// Another driver's devices by their attributes, from the real apiserver's
+// ResourceSlices: unqualified names in the driver's domain, non-strings
+// left out, other pools and drivers not mixed in.
+func TestPoolAttributes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	node := "plexus-node"
+	mk := func(name, driver, pool, device string, attrs map[resourcev1.QualifiedName]resourcev1.DeviceAttribute) {
+		if _, err := e.cs.ResourceV1().ResourceSlices().Create(ctx, &resourcev1.ResourceSlice{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: resourcev1.ResourceSliceSpec{Driver: driver, Pool: resourcev1.ResourcePool{Name: pool, ResourceSliceCount: 1}, NodeName: &node,
+				Devices: []resourcev1.Device{{Name: device, Attributes: attrs}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	str := func(s string) resourcev1.DeviceAttribute { return resourcev1.DeviceAttribute{StringValue: &s} }
+	one := int64(1)
+	mk("pa-1", "sriovnetwork.k8snetworkplumbingwg.io", "n1", "0000-5e-00-3", map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{
+		"k8s.cni.cncf.io/resourceName": str("sriov_nic_1"), "k8s.cni.cncf.io/deviceID": str("0000:5e:00.3"),
+		"PFName": str("eth0"), "numa": {IntValue: &one}})
+	mk("pa-2", "sriovnetwork.k8snetworkplumbingwg.io", "n2", "0000-5e-00-3", map[resourcev1.QualifiedName]resourcev1.DeviceAttribute{
+		"k8s.cni.cncf.io/deviceID": str("0000:99:00.0")})
+	mk("pa-3", "gpu.example.com", "n1", "gpu-0", nil)
+	c := load(t, e.cp.AdminKubeconfig, k8s.Options{})
+	got, err := c.NADs().PoolAttributes(ctx, "sriovnetwork.k8snetworkplumbingwg.io", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{"0000-5e-00-3": {
+		"k8s.cni.cncf.io/resourceName": "sriov_nic_1", "k8s.cni.cncf.io/deviceID": "0000:5e:00.3",
+		"sriovnetwork.k8snetworkplumbingwg.io/PFName": "eth0"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("attributes %v, want %v", got, want)
+	}
+	if n := c.Requests(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}

@@ -28,6 +28,21 @@ type DRADeviceSource interface {
 	Record(driver, pool, device string) (*devinfo.DRADevice, error)
 }
 
+// DeviceAttributes tells the string attributes (fully qualified names) of
+// the devices another DRA driver publishes in a pool, by device name.
+// plexus reads dra-driver-sriov's VFs this way: their
+// k8s.cni.cncf.io/resourceName and k8s.cni.cncf.io/deviceID.
+type DeviceAttributes interface {
+	PoolAttributes(ctx context.Context, driver, pool string) (map[string]map[string]string, error)
+}
+
+// The attributes by which Multus's DRA support and dra-driver-sriov match a
+// device to a NAD and hand it to the CNI plugin.
+const (
+	AttrResourceName = "k8s.cni.cncf.io/resourceName"
+	AttrDeviceID     = "k8s.cni.cncf.io/deviceID"
+)
+
 // claimDevice is a VF a claim of the pod holds.
 type claimDevice struct {
 	podClaim string // the pod's reference to the claim
@@ -42,6 +57,16 @@ func (e *Resolver) claimSource() ClaimSource {
 	}
 	if cs, ok := e.NADs.(ClaimSource); ok {
 		return cs
+	}
+	return nil
+}
+
+func (e *Resolver) deviceAttributes() DeviceAttributes {
+	if e.Attributes != nil {
+		return e.Attributes
+	}
+	if da, ok := e.NADs.(DeviceAttributes); ok {
+		return da
 	}
 	return nil
 }
@@ -166,6 +191,7 @@ func (e *Resolver) podClaimDevices(ctx context.Context, pod *podnet.Pod, atts []
 		return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("the pod has resourceClaims, but no claim source (the API) is available in this mode"))
 	}
 	recs := e.draDevices()
+	pools := map[[2]string]map[string]map[string]string{}
 	var out []*claimDevice
 	for _, pc := range pod.ResourceClaims {
 		if pc.ClaimName == "" {
@@ -181,7 +207,14 @@ func (e *Resolver) podClaimDevices(ctx context.Context, pod *podnet.Pod, atts []
 				return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("resourceClaim %q: device %s: %w", pc.Name, r.Device, err))
 			}
 			if rec == nil {
-				continue
+				// Not prepared by plexus's driver: another driver's VF
+				// (dra-driver-sriov) by its published attributes.
+				if rec, err = e.attributeDevice(ctx, r, pools); err != nil {
+					return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("resourceClaim %q: device %s/%s/%s: %w", pc.Name, r.Driver, r.Pool, r.Device, err))
+				}
+				if rec == nil {
+					continue
+				}
 			}
 			if rec.ClaimUID != "" && c.UID != "" && rec.ClaimUID != c.UID {
 				return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("resourceClaim %q: device %s was prepared for another claim (%s)", pc.Name, r.Device, rec.ClaimUID))
@@ -202,4 +235,28 @@ func (e *Resolver) setDevice(a *podnet.Attachment, req *podnet.Request, id strin
 	}
 	a.CapabilityArgs["deviceID"] = id
 	a.CapabilityArgs["CNIDeviceInfoFile"] = a.DeviceInfoFile
+}
+
+// attributeDevice is a device of another driver that publishes the
+// k8s.cni.cncf.io/deviceID attribute, as a record; nil for every other.
+// pools caches each driver's pool for one resolution.
+func (e *Resolver) attributeDevice(ctx context.Context, r podnet.ClaimResult, pools map[[2]string]map[string]map[string]string) (*devinfo.DRADevice, error) {
+	src := e.deviceAttributes()
+	if src == nil {
+		return nil, nil
+	}
+	key := [2]string{r.Driver, r.Pool}
+	p, ok := pools[key]
+	if !ok {
+		var err error
+		if p, err = src.PoolAttributes(ctx, r.Driver, r.Pool); err != nil {
+			return nil, err
+		}
+		pools[key] = p
+	}
+	a := p[r.Device]
+	if a[AttrDeviceID] == "" {
+		return nil, nil
+	}
+	return &devinfo.DRADevice{Driver: r.Driver, Pool: r.Pool, Device: r.Device, PCIAddress: a[AttrDeviceID], ResourceName: a[AttrResourceName]}, nil
 }

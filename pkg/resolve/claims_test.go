@@ -134,3 +134,35 @@ func TestClaimsUnreadable(t *testing.T) {
 		t.Errorf("explicit claim, unreadable: %v", err)
 	}
 }
+
+type fakeAttrs map[string]map[string]string
+
+func (f fakeAttrs) PoolAttributes(_ context.Context, driver, pool string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for k, v := range f {
+		if d, ok := strings.CutPrefix(k, driver+"/"+pool+"/"); ok {
+			out[d] = v
+		}
+	}
+	return out, nil
+}
+
+// Another driver's VFs (dra-driver-sriov's, in Multus mode) by their
+// k8s.cni.cncf.io attributes; a device without a deviceID (a GPU) is none.
+func TestAssignClaimDevicesOtherDriver(t *testing.T) {
+	e, pod := claimWorld()
+	e.Claims.(fakeClaims)["ns/p-more-y"].Results = []podnet.ClaimResult{
+		{Request: "gpu", Driver: "gpu.example.com", Pool: "n1", Device: "gpu-0"},
+		{Request: "vf", Driver: "sriovnetwork.k8snetworkplumbingwg.io", Pool: "n1", Device: "0000-5e-00-3"}}
+	e.Attributes = fakeAttrs{
+		"gpu.example.com/n1/gpu-0":                             {"gpu.example.com/model": "x"},
+		"sriovnetwork.k8snetworkplumbingwg.io/n1/0000-5e-00-3": {AttrResourceName: "sriov_nic_1", AttrDeviceID: "0000:5e:00.3"},
+	}
+	atts := []podnet.Attachment{{Network: "ns/nic1", IfName: "net1", ResourceName: "sriov_nic_1"}}
+	if err := e.AssignDevices(context.Background(), pod, &podnet.Request{ContainerID: "c"}, atts); err != nil {
+		t.Fatal(err)
+	}
+	if atts[0].DeviceID != "0000:5e:00.3" {
+		t.Errorf("deviceID %q, want the other driver's 0000:5e:00.3", atts[0].DeviceID)
+	}
+}

@@ -64,6 +64,9 @@ type Resolver struct {
 	// its records under DeviceInfoDir). See claims.go.
 	Claims     ClaimSource
 	DRADevices DRADeviceSource
+	// Attributes reads other DRA drivers' devices (nil: the NAD source,
+	// when it is a DeviceAttributes too; else none).
+	Attributes DeviceAttributes
 	// DeviceInfoDir is the base of device-info files (devinfo.DefaultDir
 	// when empty).
 	DeviceInfoDir string
