@@ -203,3 +203,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (s *NADSource) Claim(ctx context.Context, namespace, name string) (*podnet.Claim, error) {
 	return s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().Claim(ctx, namespace, name)
 }
+
+// PoolAttributes reads a DRA driver's ResourceSlice attributes of one pool
+// (resolve.DeviceAttributes) with one LIST, as the thin path does.
+func (s *NADSource) PoolAttributes(ctx context.Context, driver, pool string) (map[string]map[string]string, error) {
+	return s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().PoolAttributes(ctx, driver, pool)
+}
