@@ -532,7 +532,7 @@ type daemonSet struct {
 					Key, Operator string
 				} `json:"tolerations"`
 				Containers []container `json:"containers"`
-				Volumes []struct {
+				Volumes    []struct {
 					Name     string    `json:"name"`
 					EmptyDir *struct{} `json:"emptyDir"`
 					HostPath *struct {

@@ -50,7 +50,7 @@ func TestControllersAllocateFromTemplates(t *testing.T) {
 	pod, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{
 		AutomountServiceAccountToken: &no,
 		ResourceClaims:               []corev1.PodResourceClaim{{Name: "c", ResourceClaimTemplateName: &tmpl}},
-		Containers: []corev1.Container{{Name: "c", Image: BusyboxImage, Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "c"}}}}},
+		Containers:                   []corev1.Container{{Name: "c", Image: BusyboxImage, Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "c"}}}}},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
