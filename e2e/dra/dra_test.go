@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
@@ -36,7 +35,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/plexus-cni/plexus/e2e/cluster"
-	"github.com/plexus-cni/plexus/pkg/cache"
 	"github.com/plexus-cni/plexus/pkg/dra"
 	"github.com/plexus-cni/plexus/pkg/testutil"
 	"github.com/plexus-cni/plexus/pkg/testutil/fakesysfs"
@@ -663,36 +661,10 @@ func (w *world) deletePod(t *testing.T, name string) {
 
 func (w *world) sandboxNetns(t *testing.T, pod string) string {
 	t.Helper()
-	st := cache.Store{Dir: filepath.Join(w.base, "cache")}
-	ids, _ := st.List()
-	for _, id := range ids {
-		if e, err := st.Load(id); err == nil && e != nil && e.PodName == pod {
-			return e.NetNS
-		}
-	}
-	t.Fatalf("no plexus cache entry for pod %s", pod)
-	return ""
+	return testutil.CachedNetns(t, filepath.Join(w.base, "cache"), pod)
 }
 
 func podInterfaces(t *testing.T, netnsPath string) map[string][]string {
 	t.Helper()
-	out := map[string][]string{}
-	n, err := ns.GetNS(netnsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	n.Do(func(ns.NetNS) error {
-		links, _ := netlink.LinkList()
-		for _, l := range links {
-			addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
-			var ips []string
-			for _, a := range addrs {
-				ips = append(ips, a.IP.String())
-			}
-			out[l.Attrs().Name] = ips
-		}
-		return nil
-	})
-	return out
+	return testutil.NetnsIPv4(t, netnsPath)
 }
