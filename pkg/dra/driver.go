@@ -111,16 +111,8 @@ func (d *Driver) PrepareResourceClaims(ctx context.Context, claims []*resourceap
 		changed = changed || ch
 		out[c.UID] = res
 	}
-	var err error
-	if changed {
-		err = d.save()
-	}
-	d.mu.Unlock()
-	if err != nil {
+	if err := d.commitUnlock(changed); err != nil {
 		return nil, err
-	}
-	if changed && d.onChange != nil {
-		d.onChange()
 	}
 	return out, nil
 }
@@ -266,16 +258,8 @@ func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletpl
 		delete(d.prepared, c.UID)
 		changed = true
 	}
-	var err error
-	if changed {
-		err = d.save()
-	}
-	d.mu.Unlock()
-	if err != nil {
+	if err := d.commitUnlock(changed); err != nil {
 		return nil, err
-	}
-	if changed && d.onChange != nil {
-		d.onChange()
 	}
 	return out, nil
 }
@@ -316,4 +300,21 @@ func (d *Driver) HandleError(ctx context.Context, err error, msg string) {
 // PF whose link is down from the ResourceSlice instead.
 func (d *Driver) WatchHealthStatus(ctx context.Context, reports chan<- kubeletplugin.DeviceHealthReport) error {
 	return kubeletplugin.ErrHealthNotSupported
+}
+
+// commitUnlock ends a Prepare or Unprepare that holds d.mu: the checkpoint
+// is saved when something changed, the lock released, and onChange told.
+func (d *Driver) commitUnlock(changed bool) error {
+	var err error
+	if changed {
+		err = d.save()
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if changed && d.onChange != nil {
+		d.onChange()
+	}
+	return nil
 }
