@@ -502,3 +502,70 @@ func TestHotplugFindSandbox(t *testing.T) {
 		t.Fatalf("sandbox %q after its entry went", got)
 	}
 }
+
+// What plexus's config attached stays attached whatever the config says
+// now: which attachments are fixed comes from the origins ADD recorded in
+// the entry. Here the pod was attached with a defaultNetwork and an
+// auxiliary chain; the config has neither any more (an administrator
+// removed them, or made the namespace a system one, or the aux directory
+// cannot be read), and a plexusd restart reconciles the pod.
+func TestHotplugKeepsConfigAttachmentsAfterConfigChange(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox(attached("kube-system/dn", "net1", testConf("dn")), attached("default/a", "net2", testConf("a")), attached("aux", "net3", testConf("aux")))
+	withOrigins(t, e.store.Dir, "c1", "primary", "defaultNetworks", "annotation", "auxiliary")
+	e.want("a", "primary@eth0,kube-system/dn@net1,default/a@net2,aux@net3")
+	if err := e.reconcile("a", true); err != nil { // a restart's pass
+		t.Fatal(err)
+	}
+	if got := e.interfaces(); got != "primary@eth0,kube-system/dn@net1,default/a@net2,aux@net3" {
+		t.Fatalf("after a restart's pass: %s", got)
+	}
+	// ADD's names count the config's attachments recorded in the entry
+	// (dn), not those of the config now: b is the 2nd element, net3 is
+	// taken by aux, so b is refused; named, it is attached.
+	e.want("a,b@net4", "primary@eth0,kube-system/dn@net1,default/a@net2,aux@net3,default/b@net4")
+	e.want("", "primary@eth0,kube-system/dn@net1,aux@net3")
+	recs := e.want(`[{"name":"a","interface":"net3"}]`, "primary@eth0,kube-system/dn@net1,aux@net3")
+	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(strings.Join(w.Warnings, ";"), `"net3"`) {
+		t.Fatalf("an element asking for the auxiliary chain's name: records %+v", recs)
+	}
+}
+
+// An entry written before origins were recorded (plexus v0.1/v0.2) is not
+// reconciled: nothing is attached or detached, and a Warning says why.
+func TestHotplugLegacyEntryNotReconciled(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox(attached("kube-system/dn", "net1", testConf("dn")), attached("default/a", "net2", testConf("a")))
+	if err := e.reconcile("b", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.interfaces(); got != "primary@eth0,kube-system/dn@net1,default/a@net2" {
+		t.Fatalf("a legacy entry was reconciled: %s", got)
+	}
+	recs := e.records()
+	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(strings.Join(w.Warnings, ";"), "not reconciled") || recs[outbox.KindAttached] != nil {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+// An element beyond the per-pod limit is refused with a Warning naming
+// the limit; those before it are attached.
+func TestHotplugElementLimit(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.sandbox()
+	withOrigins(t, e.store.Dir, "c1")
+	var els []string
+	for i := range 40 {
+		els = append(els, fmt.Sprintf("a@x%d", i))
+	}
+	if err := e.reconcile(strings.Join(els, ","), false); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(e.interfaces(), "default/a@"); n != 32 {
+		t.Fatalf("%d of 40 elements attached; want the first 32", n)
+	}
+	recs := e.records()
+	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(strings.Join(w.Warnings, ";"), "32") || !strings.Contains(strings.Join(w.Warnings, ";"), "limit") {
+		t.Fatalf("records %+v", recs)
+	}
+}
