@@ -160,14 +160,20 @@ func TestAuxiliaryChain(t *testing.T) {
 	}
 	var entry struct {
 		Attachments []struct {
-			Network, IfName string
-			Added           bool
+			Network, IfName, Origin string
+			Added                   bool
 		} `json:"attachments"`
 	}
 	json.Unmarshal(b, &entry)
 	last := entry.Attachments[len(entry.Attachments)-1]
 	if len(entry.Attachments) != 3 || last.Network != "aux" || last.IfName != "net2" || !last.Added {
 		t.Fatalf("attachments %+v: want the auxiliary chain \"aux\" last, as net2", entry.Attachments)
+	}
+	// Each records where it came from (hot-plug keeps the config's).
+	for i, want := range []string{"primary", "annotation", "auxiliary"} {
+		if got := entry.Attachments[i].Origin; got != want {
+			t.Errorf("attachment %d (%s): origin %q, want %q", i, entry.Attachments[i].Network, got, want)
+		}
 	}
 	if err := e.Del(p); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ package kube_test
 // server going away for plexusd alone.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/testutils"
 
+	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/testutil"
 )
 
@@ -156,6 +158,14 @@ func TestDaemonAddFromCache(t *testing.T) {
 	t.Logf("plexusd resolved in %.2f ms", 1000*d.Metric("plexus_resolve_duration_seconds_sum")/d.Metric("plexus_resolve_duration_seconds_count"))
 	if got := len(k.Links(p)); got != 3 {
 		t.Fatalf("%d interfaces in the pod, want 3", got)
+	}
+	// The shim's cache entry records where each attachment came from (as
+	// plexusd resolved it), which hot-plug goes by.
+	var entry podnet.Entry
+	b, _ := os.ReadFile(filepath.Join(k.CNIDir, "containers", p.ContainerID, "intent.json"))
+	if err := json.Unmarshal(b, &entry); err != nil || len(entry.Attachments) != 3 ||
+		entry.Attachments[0].Origin != podnet.OriginPrimary || entry.Attachments[1].Origin != podnet.OriginAnnotation || entry.Attachments[2].Origin != podnet.OriginAnnotation {
+		t.Errorf("the shim's cache entry does not record the origins (primary, annotation, annotation): %s (%v)", b, err)
 	}
 	waitFor(t, 2*time.Second, "network-status on the pod", func() bool { return len(k.podStatus(p)) == 3 })
 	st := k.podStatus(p)

@@ -50,17 +50,37 @@ const hotplugWorkers = 2
 // cannot be read (plexus-install not done yet).
 const configRetry = 30 * time.Second
 
-// opBound bounds one pass's delegates. A pass is not cancelled when plexusd
-// stops (SIGTERM): it finishes, so that a stop never leaves a half-made
-// interface for the next start to undo.
-const opBound = 2 * time.Minute
+// hotplugLimits is each pod's hot-plug budget (docs/hotplug.md, "Limits"):
+// no pod keeps the node's workers, its own lock or the API to itself.
+type hotplugLimits struct {
+	// elements is how many of a pod's annotation elements hot-plug
+	// attaches (the first ones); the others are refused with a Warning.
+	elements int
+	// pass is how long a pass starts operations: after it, what is left
+	// waits for the pod's next turn at the back of the queue.
+	pass time.Duration
+	// op bounds the operation running when pass ends (its delegate). A
+	// pass is not cancelled when plexusd stops (SIGTERM): it finishes,
+	// so that a stop never leaves a half-made interface for the next
+	// start to undo. pass+op stays below the runtime's wait for the
+	// pod's lock (cache.DefaultLockTimeout).
+	op time.Duration
+	// retries is how many failed passes in a row a state of the pod
+	// (sandbox, annotations) gets before hot-plug gives up on it with a
+	// Warning, until that state changes.
+	retries int
+}
+
+// defaultHotplugLimits are the defaults documented in docs/hotplug.md.
+var defaultHotplugLimits = hotplugLimits{elements: 32, pass: 10 * time.Second, op: 30 * time.Second, retries: 8}
 
 // hotplug reconciles the networks annotation of the node's Running pods
 // with their sandboxes' cache entries.
 type hotplug struct {
-	d     *Daemon
-	queue workqueue.TypedRateLimitingInterface[string]
-	m     *hotplugMetrics
+	d      *Daemon
+	queue  workqueue.TypedRateLimitingInterface[string]
+	m      *hotplugMetrics
+	limits hotplugLimits
 	// nads and devices feed the resolver: the daemon's informer-backed
 	// sources, as for the shim's ADD.
 	nads    resolve.NADSource
@@ -71,6 +91,10 @@ type hotplug struct {
 	// annotation): an event that changes none of them is a no-op, and an
 	// element that failed is not tried again until the annotation changes.
 	done map[string]string
+	// failedEls are, per pod key, the elements that failed in the state
+	// being reconciled (a pass cut short by its budget goes on without
+	// them; they are tried again when the state changes).
+	failedEls map[string]failedElements
 	// sandbox remembers each pod UID's container (a hint: verified on use).
 	sandbox map[string]string
 	// resume are the pods of plexusd's first list: their network-status is
@@ -81,9 +105,22 @@ type hotplug struct {
 	confErr string
 }
 
+// failedElements are the elements that failed in one state of a pod, and
+// how many passes that state has had (its refusals are reported by the
+// first only).
+type failedElements struct {
+	state  string
+	els    map[int]bool
+	passes int
+}
+
 type hotplugMetrics struct {
 	ops     *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
+	// skipped counts passes over pods hot-plug leaves alone, by reason;
+	// limited counts the budget limits reached, by limit.
+	skipped *prometheus.CounterVec
+	limited *prometheus.CounterVec
 }
 
 func newHotplug(d *Daemon) *hotplug {
@@ -91,13 +128,17 @@ func newHotplug(d *Daemon) *hotplug {
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_hotplug_operations_total",
 			Help: "Interfaces hot-plugged into (attach) or out of (detach) running pods, by result (refused: a limit or a bad element, nothing run)."}, []string{"op", "result"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plexus_hotplug_duration_seconds",
-			Help: "Duration of one hot-plug attach or detach (resolution, delegate, cache), by op and result.", Buckets: latencyBuckets}, []string{"op", "result"}),
+			Help: "Duration of one hot-plug attach or detach (resolution and delegate), by op and result.", Buckets: latencyBuckets}, []string{"op", "result"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_hotplug_not_reconciled_total",
+			Help: "Passes over a pod hot-plug leaves as it is because its cache entry does not say what plexus's config attached, by reason (no-origin: written before plexus recorded it; unknown-origin; unreadable-entry)."}, []string{"reason"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_hotplug_limited_total",
+			Help: "Hot-plug budget limits reached, by limit (elements: annotation elements refused beyond the per-pod limit, once per change; pass-time: a pass cut short, its pod requeued; retries: a failing pod given up until its annotation changes)."}, []string{"limit"}),
 	}
 	if d.metrics != nil {
-		d.metrics.Registry.MustRegister(m.ops, m.seconds)
+		d.metrics.Registry.MustRegister(m.ops, m.seconds, m.skipped, m.limited)
 	}
 	return &hotplug{
-		d: d, m: m, nads: d.nadSrc, devices: d.devices,
+		d: d, m: m, nads: d.nadSrc, devices: d.devices, limits: defaultHotplugLimits, failedEls: map[string]failedElements{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "plexus-hotplug"}),
@@ -105,10 +146,10 @@ func newHotplug(d *Daemon) *hotplug {
 	}
 }
 
-func (m *hotplugMetrics) observe(op string, start time.Time, err error) {
+func (m *hotplugMetrics) observeTook(op string, took time.Duration, err error) {
 	r := outcome(err)
 	m.ops.WithLabelValues(op, r).Inc()
-	m.seconds.WithLabelValues(op, r).Observe(time.Since(start).Seconds())
+	m.seconds.WithLabelValues(op, r).Observe(took.Seconds())
 }
 
 func outcome(err error) string {
@@ -154,6 +195,7 @@ func (h *hotplug) handler() cache.ResourceEventHandler {
 				h.mu.Lock()
 				key := p.Namespace + "/" + p.Name
 				delete(h.done, key)
+				delete(h.failedEls, key)
 				delete(h.resume, key)
 				delete(h.sandbox, string(p.UID))
 				h.mu.Unlock()
@@ -199,40 +241,93 @@ func (h *hotplug) next(ctx context.Context) bool {
 		return false
 	}
 	defer h.queue.Done(key)
-	if err := h.reconcile(ctx, key); err != nil {
+	state, err := h.reconcile(ctx, key)
+	switch {
+	case errors.Is(err, errDeferred):
+		// Work left once the pass's time ran out: the pod goes to the back
+		// of the queue, behind the pods waiting meanwhile (not a failure).
+		h.m.limited.WithLabelValues("pass-time").Inc()
+		h.queue.Forget(key)
+		h.queue.Add(key)
+	case err != nil && h.queue.NumRequeues(key)+1 >= h.limits.retries:
+		h.giveUp(key, state, err)
+	case err != nil:
 		h.d.log.Warn("hot-plug: retrying", "pod", key, "err", err)
 		h.queue.AddRateLimited(key)
-		return true
+	default:
+		h.queue.Forget(key)
 	}
-	h.queue.Forget(key)
 	return true
 }
 
+// errDeferred ends a pass whose time budget ran out with work left.
+var errDeferred = errors.New("hot-plug: the pass's time budget is spent; the pod's turn comes again")
+
+// giveUp stops retrying the pod's state after its last failed pass: a
+// Warning names the limit and the error; a change of the pod's sandbox or
+// annotations (or a plexusd restart) tries again. What a failed removal
+// left stays in the cache entry: the runtime's DEL undoes it.
+func (h *hotplug) giveUp(key, state string, err error) {
+	h.queue.Forget(key)
+	h.m.limited.WithLabelValues("retries").Inc()
+	msg := fmt.Sprintf("hot-plug: gave up after %d failed passes (limit %d per change of the pod): %v; change the annotation to try again", h.limits.retries, h.limits.retries, err)
+	h.d.log.Warn(msg, "pod", key)
+	if state != "" {
+		h.mu.Lock()
+		h.done[key] = state
+		h.mu.Unlock()
+	}
+	ns, name, _ := strings.Cut(key, "/")
+	ref := podnet.PodRef{Namespace: ns, Name: name}
+	cid := ""
+	if obj, ok, _ := h.d.pods.GetIndexer().GetByKey(key); ok {
+		p := obj.(*corev1.Pod)
+		ref.UID = string(p.UID)
+		cid = h.findSandbox(ref.UID)
+	}
+	if cid == "" {
+		return
+	}
+	if werr := h.d.box.Write(&outbox.Record{Kind: outbox.KindWarned, ContainerID: cid, Pod: ref, Warnings: []string{msg}}); werr != nil {
+		h.d.log.Warn("hot-plug: queueing for publication", "err", werr)
+	}
+	h.d.wake()
+}
+
 // reconcile makes the pod's current sandbox carry what its networks
-// annotation asks for. An error is transient (retried with backoff);
-// what the pod asks for wrongly is reported in a Warning event instead.
-func (h *hotplug) reconcile(ctx context.Context, key string) error {
+// annotation asks for. An error is transient (retried with backoff, within
+// the retry budget), or errDeferred; what the pod asks for wrongly is
+// reported in a Warning event instead. state is the pod's state the pass
+// worked on ("" when there was none to work on).
+func (h *hotplug) reconcile(ctx context.Context, key string) (string, error) {
 	obj, ok, err := h.d.pods.GetIndexer().GetByKey(key)
 	if err != nil || !ok {
-		return nil
+		return "", nil
 	}
 	p := obj.(*corev1.Pod)
 	if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
-		return nil
+		return "", nil
 	}
 	uid := string(p.UID)
 	cid := h.findSandbox(uid)
 	if cid == "" {
-		return nil // no sandbox of this pod attached by plexus on this node
+		return "", nil // no sandbox of this pod attached by plexus on this node
 	}
 	ann := p.Annotations[nadv1.NetworkAttachmentAnnot]
 	state := uid + "\x00" + cid + "\x00" + ann + "\x00" + p.Annotations[resolve.DefaultNetworkAnnot]
 	h.mu.Lock()
 	same, resume := h.done[key] == state, h.resume[key]
 	delete(h.resume, key)
+	failed := h.failedEls[key]
+	if failed.state != state {
+		failed = failedElements{state: state, els: map[int]bool{}}
+	}
+	first := failed.passes == 0
+	failed.passes++
+	h.failedEls[key] = failed
 	h.mu.Unlock()
 	if same {
-		return nil
+		return state, nil
 	}
 	conf, err := h.config()
 	if err != nil {
@@ -245,20 +340,19 @@ func (h *hotplug) reconcile(ctx context.Context, key string) error {
 		}
 		h.restore(key, resume)
 		h.queue.AddAfter(key, configRetry)
-		return nil
+		return state, nil
 	}
 	pod := k8s.PodFromAPI(p)
-	rec := &reconciliation{h: h, conf: conf, pod: pod, cid: cid, ann: ann, log: h.d.log.With("pod", key, "container", cid)}
-	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opBound)
-	defer cancel()
-	if err := rec.run(opCtx, resume); err != nil {
+	rec := &reconciliation{h: h, conf: conf, pod: pod, cid: cid, ann: ann, failed: failed.els, later: !first, log: h.d.log.With("pod", key, "container", cid)}
+	if err := rec.run(ctx, resume); err != nil {
 		h.restore(key, resume)
-		return err
+		return state, err
 	}
 	h.mu.Lock()
 	h.done[key] = state
+	delete(h.failedEls, key)
 	h.mu.Unlock()
-	return nil
+	return state, nil
 }
 
 // restore keeps a pod's resume check for its next pass.
@@ -379,7 +473,9 @@ func live(e *podnet.Entry, uid string) bool {
 	return err == nil
 }
 
-// reconciliation is one pass over one pod.
+// reconciliation is one pass over one pod: it reads the entry and the
+// annotation, plans (planPass, hotplug_plan.go), then executes the plan
+// within the pod's budget.
 type reconciliation struct {
 	h    *hotplug
 	conf *config.Conf
@@ -387,32 +483,52 @@ type reconciliation struct {
 	cid  string
 	ann  string
 	log  *slog.Logger
+	// failed are the elements that failed earlier in this state of the
+	// pod; this pass adds the ones that fail now. later: not the state's
+	// first pass (its refusals were reported).
+	failed map[int]bool
+	later  bool
 
-	att   *attach.Attacher
-	r     *resolve.Resolver
-	entry *podnet.Entry
-	req   *podnet.Request
-	// failed are the Warning messages of additions that failed and of
-	// requests refused; changed says network-status must be published.
-	failed   []string
+	att      *attach.Attacher
+	r        *resolve.Resolver
+	entry    *podnet.Entry
+	req      *podnet.Request
+	deadline time.Time
+	ops      int // operations started
+	// What the pass reports: the Warning messages of failed additions,
+	// the refusals, ADD's warnings; changed says network-status must be
+	// published.
+	fails    []string
 	failNet  string
 	refused  []string
 	changed  bool
 	warnings []string
-	// transient is an addition that failed because a source could not be
+	// transient are additions that failed because a source could not be
 	// asked (the API unreachable): no Warning, the pass is retried.
 	transient []error
 }
 
 func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 	d := rc.h.d
+	if rc.failed == nil {
+		rc.failed = map[int]bool{}
+	}
+	lim := rc.h.limits
 	rc.att = attach.ForConfig(rc.conf, d.log, d.opts.BinDir)
 	rc.att.Runner.Observe = func(command, plugins string, dur time.Duration, err error) {
 		if d.metrics != nil {
 			d.metrics.delegate.WithLabelValues(command, plugins, outcome(err)).Observe(dur.Seconds())
 		}
 	}
-	rc.r = resolve.New(rc.conf, rc.h.nads, rc.h.devices) // as for the shim's ADD
+	// As for the shim's ADD, over NAD lookups remembered for the pass (a
+	// missing NAD is a LIST against the API each time it is asked).
+	rc.r = resolve.New(rc.conf, &passNADs{src: rc.h.nads, seen: map[string]nadLookup{}}, rc.h.devices)
+	if cs, ok := rc.h.nads.(resolve.ClaimSource); ok {
+		rc.r.Claims = cs // DRA claims, as the resolver would find them on the NAD source
+	}
+	if da, ok := rc.h.nads.(resolve.DeviceAttributes); ok {
+		rc.r.Attributes = da
+	}
 	rc.req = &podnet.Request{ContainerID: rc.cid, Pod: podnet.PodRef{Namespace: rc.pod.Namespace, Name: rc.pod.Name, UID: rc.pod.UID}}
 	// The runtime's lock: no ADD, DEL or GC of this pod runs meanwhile.
 	unlock, err := rc.att.Lock(rc.req)
@@ -420,27 +536,55 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 		return err
 	}
 	defer unlock()
+	rc.deadline = time.Now().Add(lim.pass)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lim.pass+lim.op)
+	defer cancel()
 	// Read again under the lock: a DEL may have run since.
 	rc.entry, err = rc.att.Cache.Load(rc.cid)
 	if err != nil {
-		return err
+		rc.skip(resume, &notReconciled{reasonUnreadable, err.Error()})
+		return nil
 	}
 	if !live(rc.entry, rc.pod.UID) {
 		return nil
 	}
 	rc.req.NetNS = rc.entry.NetNS
 	rc.req.Args = rc.entry.Attachments[0].CNIArgs // the runtime's CNI_ARGS, as ADD passed them
-	if err := rc.resume(ctx); err != nil {
-		return err
+
+	in := planInput{atts: rc.entry.Attachments, maxElements: lim.elements, skip: rc.failed}
+	if v := rc.pod.Annotations[resolve.DefaultNetworkAnnot]; v != "" {
+		if els, _, err := selection.ParseWithWarnings(v, rc.conf.MultusNamespace, true); err == nil && len(els) == 1 {
+			in.primary = els[0].Namespace + "/" + els[0].Name
+		}
 	}
-	if err := rc.reconcile(ctx); err != nil {
-		return err
+	elems, parseWarnings, err := selection.ParseWithWarnings(rc.ann, rc.pod.Namespace, rc.conf.StrictAnnotations)
+	if err != nil {
+		in.annotationErr = err.Error()
 	}
-	if !rc.changed && resume && rc.statusStale() {
+	in.elems = elems
+	plan, err := planPass(in)
+	var nr *notReconciled
+	if errors.As(err, &nr) {
+		rc.skip(resume, nr)
+		return nil
+	}
+	if !rc.later {
+		if plan.overLimit > 0 {
+			rc.h.m.limited.WithLabelValues("elements").Inc()
+		}
+		for _, m := range plan.refusals {
+			rc.refuse(m)
+		}
+	}
+	deferred, err := rc.execute(ctx, plan, elems, parseWarnings)
+	if err == nil && !rc.changed && resume && rc.statusStale() {
 		rc.log.Info("hot-plug: network-status does not match what is attached; publishing it again")
 		rc.changed = true
 	}
 	rc.report()
+	if err != nil {
+		return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, err)
+	}
 	for _, a := range rc.entry.Attachments {
 		if !a.Added || len(a.Result) == 0 {
 			// A rolled-back addition whose DEL failed: the next pass (with
@@ -451,203 +595,147 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 	if len(rc.transient) > 0 {
 		return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, errors.Join(rc.transient...))
 	}
-	return nil
-}
-
-// resume undoes an addition plexusd did not finish (it died between the
-// intent and the result): its delegate may have run, so it is DELeted; it
-// is attached again below if the annotation still asks for it.
-func (rc *reconciliation) resume(ctx context.Context) error {
-	for i := len(rc.entry.Attachments) - 1; i > 0; i-- {
-		a := rc.entry.Attachments[i]
-		if a.Added && len(a.Result) > 0 {
-			continue
-		}
-		rc.log.Info("hot-plug: undoing an attachment whose result was never recorded", "network", a.Network, "interface", a.IfName)
-		start := time.Now()
-		err := rc.att.DelOne(ctx, rc.entry, i)
-		rc.h.m.observe("detach", start, err)
-		if err != nil {
-			return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, err)
-		}
-		rc.changed = true
+	if deferred {
+		rc.log.Info("hot-plug: the pass's time budget is spent; the rest waits for the pod's next turn", "budget", lim.pass.String())
+		return errDeferred
 	}
 	return nil
 }
 
-func (rc *reconciliation) reconcile(ctx context.Context) error {
-	entry := rc.entry
-	if v := rc.pod.Annotations[resolve.DefaultNetworkAnnot]; v != "" {
-		if els, _, err := selection.ParseWithWarnings(v, rc.conf.MultusNamespace, true); err == nil && len(els) == 1 &&
-			els[0].Namespace+"/"+els[0].Name != entry.Attachments[0].Network {
-			rc.refuse(fmt.Sprintf("annotation %s: the primary (%s, network %q) cannot be changed on a running pod; recreate the pod", resolve.DefaultNetworkAnnot, entry.Attachments[0].IfName, entry.Attachments[0].Network))
-		}
+// more: the pass may start another operation: its time budget is not
+// spent, or it has started none yet (every pass makes progress).
+func (rc *reconciliation) more() bool {
+	if rc.ops > 0 && !time.Now().Before(rc.deadline) {
+		return false
 	}
-	layout, err := rc.r.Layout(rc.pod)
-	if err != nil {
-		rc.refuse(err.Error())
-		return nil
-	}
-	elems, parseWarnings, err := selection.ParseWithWarnings(rc.ann, rc.pod.Namespace, rc.conf.StrictAnnotations)
-	if err != nil {
-		rc.refuse(fmt.Sprintf("annotation %s: %v; nothing attached or detached", nadv1.NetworkAttachmentAnnot, err))
-		return nil
-	}
-	// The attachments that came from the annotation: after the primary,
-	// the first ones of each network the config attaches to every pod are
-	// the config's (ADD puts them before the annotation's).
-	fixedLeft := map[string]int{}
-	for k, v := range layout.Fixed {
-		fixedLeft[k] = v
-	}
-	fixed := map[string]string{} // interface -> why it cannot change
-	var mine []int
-	for i, a := range entry.Attachments {
-		switch {
-		case a.Primary || i == 0:
-			fixed[a.IfName] = "the primary's"
-		case fixedLeft[a.Network] > 0:
-			fixedLeft[a.Network]--
-			fixed[a.IfName] = fmt.Sprintf("network %q's, attached to every pod by plexus's config (defaultNetworks)", a.Network)
-		default:
-			mine = append(mine, i)
-		}
-	}
-	// Match the elements to what is attached: a named interface to the
-	// attachment of that network and name; an unnamed one to an
-	// attachment of that network, preferring the name ADD would give it.
-	match := make([]int, len(elems))
-	taken := map[int]bool{}
-	for k := range match {
-		match[k] = -1
-	}
-	find := func(k int, ok func(a *podnet.Attachment) bool) {
-		for _, i := range mine {
-			a := &entry.Attachments[i]
-			if !taken[i] && a.Added && len(a.Result) > 0 && a.Network == elems[k].Namespace+"/"+elems[k].Name && ok(a) {
-				match[k], taken[i] = i, true
-				return
+	rc.ops++
+	return true
+}
+
+// execute carries out plan: the removals (one phase), then the additions
+// (resolved one by one, then attached in one phase). deferred says the
+// time budget ran out with work left; an error is a removal that failed
+// (the additions wait: the names of what is still attached are taken).
+func (rc *reconciliation) execute(ctx context.Context, plan passPlan, elems []*nadv1.NetworkSelectionElement, parseWarnings []string) (deferred bool, err error) {
+	m := rc.h.m
+	if len(plan.detach) > 0 {
+		what := make([]podnet.Attachment, len(plan.detach))
+		for j, i := range plan.detach {
+			what[j] = rc.entry.Attachments[i]
+			if j < plan.undo {
+				rc.log.Info("hot-plug: undoing an attachment whose result was never recorded", "network", what[j].Network, "interface", what[j].IfName)
 			}
 		}
-	}
-	for k, el := range elems {
-		if el.InterfaceRequest != "" {
-			find(k, func(a *podnet.Attachment) bool { return a.IfName == el.InterfaceRequest })
+		var errs []error
+		for j, o := range rc.att.DelSome(ctx, rc.entry, plan.detach, rc.more) {
+			a := what[j]
+			switch {
+			case attach.NotRun(o.Err):
+				deferred = true
+				continue
+			case o.Err != nil:
+				errs = append(errs, o.Err)
+			default:
+				rc.changed = true
+				if j >= plan.undo {
+					rc.log.Info("hot-plug: detached", "network", a.Network, "interface", a.IfName, "took", o.Took.String())
+				}
+			}
+			m.observeTook("detach", o.Took, o.Err)
+		}
+		if len(errs) > 0 {
+			return deferred, errors.Join(errs...)
+		}
+		if deferred {
+			return true, nil
 		}
 	}
-	for k, el := range elems {
-		if el.InterfaceRequest == "" {
-			find(k, func(a *podnet.Attachment) bool { return a.IfName == resolve.DefaultIfName(layout.Offset+k) })
+	// Resolve each addition the way ADD does; what resolution refuses
+	// fails alone.
+	var atts []podnet.Attachment
+	var from []int // plan.attach index of each of atts
+	var took []time.Duration
+	for j, ad := range plan.attach {
+		if (len(atts) > 0 || rc.ops > 0) && !time.Now().Before(rc.deadline) {
+			deferred = true
+			break
 		}
-	}
-	for k, el := range elems {
-		if el.InterfaceRequest == "" && match[k] < 0 {
-			find(k, func(*podnet.Attachment) bool { return true })
-		}
-	}
-	// Removals first, last attached first.
-	var errs []error
-	for j := len(mine) - 1; j >= 0; j-- {
-		i := mine[j]
-		if taken[i] {
-			continue
-		}
-		a := entry.Attachments[i]
+		el := elems[ad.elem]
 		start := time.Now()
-		err := rc.att.DelOne(ctx, entry, i)
-		rc.h.m.observe("detach", start, err)
+		held := append(append([]podnet.Attachment(nil), rc.entry.Attachments...), atts...)
+		a, err := rc.r.Element(ctx, rc.pod, rc.req, el, ad.ifName, held)
+		if err == nil {
+			err = rc.r.AssignDevice(ctx, rc.pod, rc.req, held, &a)
+		}
 		if err != nil {
-			errs = append(errs, err)
+			rc.failOne(ad, el, err, true)
 			continue
 		}
-		rc.changed = true
-		rc.log.Info("hot-plug: detached", "network", a.Network, "interface", a.IfName, "took", time.Since(start).String())
+		atts, from, took = append(atts, a), append(from, j), append(took, time.Since(start))
 	}
-	if len(errs) > 0 {
-		// Additions wait: the interface names of what is still attached
-		// are taken.
-		return fmt.Errorf("pod %s: hot-plug: %w", rc.req.Pod, errors.Join(errs...))
+	if len(atts) == 0 {
+		return deferred, nil
 	}
-	// Then additions, in annotation order; what ADD would warn about the
-	// annotation goes with the first.
 	added := false
-	for k, el := range elems {
-		if match[k] >= 0 {
+	for k, o := range rc.att.AddSome(ctx, rc.entry, atts, rc.more) {
+		ad := plan.attach[from[k]]
+		el := elems[ad.elem]
+		if attach.NotRun(o.Err) {
+			deferred = true
 			continue
 		}
-		name := el.Namespace + "/" + el.Name
-		ifName := el.InterfaceRequest
-		if ifName == "" {
-			ifName = resolve.DefaultIfName(layout.Offset + k)
-		}
-		if why, ok := fixed[ifName]; ok {
-			rc.refuse(fmt.Sprintf("network %q: field \"interface\": %q is %s: the primary and defaultNetworks cannot be changed on a running pod", name, ifName, why))
+		m.observeTook("attach", took[k]+o.Took, o.Err)
+		if o.Err != nil {
+			rc.failOne(ad, el, o.Err, false)
 			continue
-		}
-		start := time.Now()
-		err := rc.add(ctx, el, ifName)
-		if errors.Is(err, errRefused) {
-			rc.h.m.ops.WithLabelValues("attach", "refused").Inc()
-		} else {
-			rc.h.m.observe("attach", start, err)
-		}
-		if errors.Is(err, errUnavailable) {
-			rc.transient = append(rc.transient, err)
-			continue
-		}
-		if err != nil {
-			rc.fail(name, err)
-			continue
-		}
-		if !added {
-			for _, w := range parseWarnings {
-				rc.warnings = append(rc.warnings, fmt.Sprintf("annotation %s: %s", nadv1.NetworkAttachmentAnnot, w))
-			}
 		}
 		added, rc.changed = true, true
-		rc.log.Info("hot-plug: attached", "network", name, "interface", ifName, "took", time.Since(start).String())
+		rc.log.Info("hot-plug: attached", "network", atts[k].Network, "interface", atts[k].IfName, "took", (took[k] + o.Took).String())
 	}
-	return nil
+	if added {
+		// What ADD would warn about the annotation goes with the first
+		// addition; so do the resolver's warnings.
+		for _, w := range parseWarnings {
+			rc.warnings = append(rc.warnings, fmt.Sprintf("annotation %s: %s", nadv1.NetworkAttachmentAnnot, w))
+		}
+		rc.warnings = append(rc.warnings, rc.r.Warnings()...)
+	}
+	return deferred, nil
 }
 
-// errRefused marks an addition refused before anything ran.
-var errRefused = errors.New("refused")
-
-type refusedError struct{ err error }
-
-func (r refusedError) Error() string   { return r.err.Error() }
-func (r refusedError) Unwrap() []error { return []error{r.err, errRefused} }
-func refused(err error) error          { return refusedError{err} }
+// failOne records an addition that failed: a Warning (unless a source
+// could not be asked: then the pass is retried), and the element is not
+// tried again in this state of the pod.
+func (rc *reconciliation) failOne(ad addition, el *nadv1.NetworkSelectionElement, err error, resolving bool) {
+	name := el.Namespace + "/" + el.Name
+	if errors.Is(err, errUnavailable) {
+		rc.transient = append(rc.transient, err)
+		return
+	}
+	if resolving {
+		rc.h.m.ops.WithLabelValues("attach", "refused").Inc()
+	}
+	rc.failed[ad.elem] = true
+	if rc.failNet == "" {
+		rc.failNet = name
+	}
+	rc.fails = append(rc.fails, "hot-plug: "+k8s.FailedMessage(name, err))
+}
 
 func (rc *reconciliation) refuse(msg string) { rc.refused = append(rc.refused, "hot-plug: "+msg) }
 
-// add resolves one element the way ADD does, gives it a device the pod
-// holds when its NAD names a resource, and attaches it.
-func (rc *reconciliation) add(ctx context.Context, el *nadv1.NetworkSelectionElement, ifName string) error {
-	before := len(rc.r.Warnings())
-	a, err := rc.r.Element(ctx, rc.pod, rc.req, el, ifName, rc.entry.Attachments)
-	if err != nil {
-		return refused(err)
+// skip leaves the pod as it is: a Warning says why (not on the pass of
+// plexusd's start, which would repeat it on every pod at every restart:
+// the log and the metric say it then), and the pass succeeds: nothing is
+// retried until the pod's state changes.
+func (rc *reconciliation) skip(resume bool, nr *notReconciled) {
+	rc.h.m.skipped.WithLabelValues(nr.reason).Inc()
+	msg := "not reconciled: cache entry of container " + rc.cid + ": " + nr.msg
+	rc.log.Warn("hot-plug: "+msg, "reason", nr.reason)
+	if !resume {
+		rc.refuse(msg)
+		rc.report()
 	}
-	if err := rc.r.AssignDevice(ctx, rc.pod, rc.req, rc.entry.Attachments, &a); err != nil {
-		return refused(err)
-	}
-	if _, err := rc.att.AddOne(ctx, rc.entry, a); err != nil {
-		return err
-	}
-	rc.warnings = append(rc.warnings, rc.r.Warnings()[before:]...)
-	return nil
-}
-
-func (rc *reconciliation) fail(network string, err error) {
-	if rc.failNet == "" {
-		rc.failNet = network
-	}
-	var re refusedError
-	if errors.As(err, &re) {
-		err = re.err
-	}
-	rc.failed = append(rc.failed, "hot-plug: "+k8s.FailedMessage(network, err))
 }
 
 // report hands what the pass did to the publisher: network-status of what
@@ -671,11 +759,11 @@ func (rc *reconciliation) report() {
 		}
 		write(&outbox.Record{Kind: outbox.KindAttached, ContainerID: rc.cid, Pod: ref, Entry: &shown, Warnings: rc.warnings})
 	}
-	if len(rc.failed) > 0 {
-		for _, m := range rc.failed {
+	if len(rc.fails) > 0 {
+		for _, m := range rc.fails {
 			rc.log.Warn(m)
 		}
-		write(&outbox.Record{Kind: outbox.KindFailed, ContainerID: rc.cid, Pod: ref, Network: rc.failNet, Error: strings.Join(rc.failed, "; ")})
+		write(&outbox.Record{Kind: outbox.KindFailed, ContainerID: rc.cid, Pod: ref, Network: rc.failNet, Error: strings.Join(rc.fails, "; ")})
 	}
 	if len(rc.refused) > 0 {
 		for _, m := range rc.refused {
@@ -683,9 +771,34 @@ func (rc *reconciliation) report() {
 		}
 		write(&outbox.Record{Kind: outbox.KindWarned, ContainerID: rc.cid, Pod: ref, Warnings: rc.refused})
 	}
-	if rc.changed || len(rc.failed) > 0 || len(rc.refused) > 0 {
+	if rc.changed || len(rc.fails) > 0 || len(rc.refused) > 0 {
 		d.wake()
 	}
+}
+
+// passNADs remembers a pass's NAD lookups, misses included: an element
+// naming a missing NAD costs the API one LIST per pass, not one per
+// element.
+type passNADs struct {
+	src  resolve.NADSource
+	seen map[string]nadLookup
+}
+
+type nadLookup struct {
+	nad *nadv1.NetworkAttachmentDefinition
+	err error
+}
+
+func (p *passNADs) NAD(ctx context.Context, namespace, name string) (*nadv1.NetworkAttachmentDefinition, error) {
+	key := namespace + "/" + name
+	if l, ok := p.seen[key]; ok {
+		return l.nad, l.err
+	}
+	n, err := p.src.NAD(ctx, namespace, name)
+	if err == nil || errors.Is(err, podnet.ErrNADNotFound) {
+		p.seen[key] = nadLookup{n, err} // an unavailable API is asked again
+	}
+	return n, err
 }
 
 // statusStale: the pod's network-status does not list the interfaces the

@@ -91,9 +91,10 @@ func newHPEnv(t testing.TB, confKeys string) *hpEnv {
 		pod: &podnet.Pod{Namespace: "default", Name: "p", UID: "uid-1", Annotations: map[string]string{}}}
 }
 
-// attached is an attachment as a finished ADD recorded it.
+// attached is an attachment of the annotation as a finished ADD recorded
+// it.
 func attached(network, ifName, conf string) podnet.Attachment {
-	return podnet.Attachment{Network: network, IfName: ifName, ConfList: json.RawMessage(conf), Added: true,
+	return podnet.Attachment{Network: network, IfName: ifName, ConfList: json.RawMessage(conf), Added: true, Origin: podnet.OriginAnnotation,
 		Result: json.RawMessage(`{"cniVersion":"1.0.0"}`), CNIArgs: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", "p"}}}
 }
 
@@ -101,7 +102,7 @@ func attached(network, ifName, conf string) podnet.Attachment {
 func (e *hpEnv) sandbox(atts ...podnet.Attachment) {
 	e.t.Helper()
 	prim := attached("primary", "eth0", testConf("primary"))
-	prim.Primary = true
+	prim.Primary, prim.Origin = true, podnet.OriginPrimary
 	entry := &podnet.Entry{ContainerID: "c1", NetNS: e.netns, PodNamespace: "default", PodName: "p", PodUID: "uid-1", CNIVersion: "1.0.0",
 		Attachments: append([]podnet.Attachment{prim}, atts...)}
 	if err := e.store.Save(entry); err != nil {
@@ -277,7 +278,9 @@ func TestHotplugFailedRemovalStays(t *testing.T) {
 
 func TestHotplugKeepsDefaultNetworks(t *testing.T) {
 	e := newHPEnv(t, `,"defaultNetworks":["kube-system/dn"]`)
-	e.sandbox(attached("kube-system/dn", "net1", testConf("dn")), attached("default/a", "net2", testConf("a")))
+	dn := attached("kube-system/dn", "net1", testConf("dn"))
+	dn.Origin = podnet.OriginDefaultNetworks
+	e.sandbox(dn, attached("default/a", "net2", testConf("a")))
 	// ADD would name the first element net2 (after the default network).
 	e.want("a,b", "primary@eth0,kube-system/dn@net1,default/a@net2,default/b@net3")
 	e.want("", "primary@eth0,kube-system/dn@net1")
@@ -536,6 +539,7 @@ func TestHotplugKeepsConfigAttachmentsAfterConfigChange(t *testing.T) {
 func TestHotplugLegacyEntryNotReconciled(t *testing.T) {
 	e := newHPEnv(t, "")
 	e.sandbox(attached("kube-system/dn", "net1", testConf("dn")), attached("default/a", "net2", testConf("a")))
+	legacy(t, e.store.Dir, "c1")
 	if err := e.reconcile("b", false); err != nil {
 		t.Fatal(err)
 	}
@@ -545,6 +549,47 @@ func TestHotplugLegacyEntryNotReconciled(t *testing.T) {
 	recs := e.records()
 	if w := recs[outbox.KindWarned]; w == nil || !strings.Contains(strings.Join(w.Warnings, ";"), "not reconciled") || recs[outbox.KindAttached] != nil {
 		t.Fatalf("records %+v", recs)
+	}
+	if n := value(e.h.m.skipped.WithLabelValues(reasonNoOrigin)); n != 1 {
+		t.Errorf("plexus_hotplug_not_reconciled_total{reason=%q} = %v, want 1", reasonNoOrigin, n)
+	}
+	// plexusd's start (a resume pass): the log and the metric, no Event
+	// (it would repeat on every such pod at every restart).
+	if err := e.reconcile("b", true); err != nil {
+		t.Fatal(err)
+	}
+	if recs := e.records(); len(recs) != 0 || e.interfaces() != "primary@eth0,kube-system/dn@net1,default/a@net2" {
+		t.Fatalf("resume pass over a legacy entry: records %+v, attached %s", recs, e.interfaces())
+	}
+	// A corrupt entry is not reconciled either (and not retried).
+	os.WriteFile(filepath.Join(e.store.ContainerDir("c1"), "intent.json"), []byte("{"), 0o600)
+	if err := e.reconcile("b", false); err != nil {
+		t.Fatal(err)
+	}
+	if n := value(e.h.m.skipped.WithLabelValues(reasonUnreadable)); n != 1 {
+		t.Errorf("plexus_hotplug_not_reconciled_total{reason=%q} = %v, want 1", reasonUnreadable, n)
+	}
+}
+
+// legacy removes the origins from a saved entry, as plexus v0.1/v0.2
+// wrote it.
+func legacy(t testing.TB, cniDir, cid string) {
+	t.Helper()
+	path := filepath.Join(cniDir, "containers", cid, "intent.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range m["attachments"].([]any) {
+		delete(a.(map[string]any), "origin")
+	}
+	b, _ = json.Marshal(m)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

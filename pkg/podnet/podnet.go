@@ -64,6 +64,39 @@ type Attachment struct {
 	WantMAC string          `json:"wantMAC,omitempty"`
 	Added   bool            `json:"added,omitempty"`
 	Result  json.RawMessage `json:"result,omitempty"`
+	// Origin is where the attachment came from when it was attached (one
+	// of the Origin constants): hot-plug tells what plexus's config
+	// attached from what the pod's annotation did by it alone, never by
+	// the config of the day (docs/hotplug.md). Empty in entries written
+	// before plexus recorded it (v0.1, v0.2): DEL does not need it.
+	Origin string `json:"origin,omitempty"`
+}
+
+// Origins of an attachment (Attachment.Origin).
+const (
+	// OriginPrimary: the cluster network, or the pod's default-network
+	// annotation.
+	OriginPrimary = "primary"
+	// OriginDelegates: an extra inline delegate of plexus's config
+	// (delegates[1:]).
+	OriginDelegates = "delegates"
+	// OriginDefaultNetworks: one of the config's defaultNetworks.
+	OriginDefaultNetworks = "defaultNetworks"
+	// OriginAuxiliary: the config's auxiliaryCNIChainName chain.
+	OriginAuxiliary = "auxiliary"
+	// OriginAnnotation: an element of the pod's k8s.v1.cni.cncf.io/networks
+	// annotation, attached by ADD or by hot-plug.
+	OriginAnnotation = "annotation"
+)
+
+// FromConfig reports whether origin is one of plexus's config (or the
+// primary): such an attachment is never detached by hot-plug.
+func FromConfig(origin string) bool {
+	switch origin {
+	case OriginPrimary, OriginDelegates, OriginDefaultNetworks, OriginAuxiliary:
+		return true
+	}
+	return false
 }
 
 // Entry is the whole state of one container.

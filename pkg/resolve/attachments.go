@@ -34,7 +34,7 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 		return nil, err
 	}
 	atts := []podnet.Attachment{{
-		Network: primaryName, IfName: req.IfName, Primary: true,
+		Network: primaryName, IfName: req.IfName, Primary: true, Origin: podnet.OriginPrimary,
 		ConfList: primary.Bytes, CNIArgs: delegate.Args(req.Args),
 		CapabilityArgs: e.runtimeCapabilityArgs(),
 	}}
@@ -48,7 +48,7 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 			return nil, fmt.Errorf("plexus config: key \"delegates\"[%d]: %v", i, err)
 		}
 		extra++
-		atts = append(atts, podnet.Attachment{Network: l.Name, IfName: "net" + strconv.Itoa(extra), ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args)})
+		atts = append(atts, podnet.Attachment{Network: l.Name, IfName: "net" + strconv.Itoa(extra), ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args), Origin: podnet.OriginDelegates})
 	}
 	if !e.Conf.IsSystemNamespace(pod.Namespace) {
 		for _, name := range e.Conf.DefaultNetworks {
@@ -78,6 +78,10 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 		if err != nil {
 			return nil, err
 		}
+		a.Origin = podnet.OriginAnnotation
+		if i < nDefault {
+			a.Origin = podnet.OriginDefaultNetworks
+		}
 		atts = append(atts, a)
 	}
 	// Multus's auxiliaryCNIChainName: a chain of the .conf files beside
@@ -87,7 +91,7 @@ func (e *Resolver) attachments(ctx context.Context, pod *podnet.Pod, req *podnet
 		return nil, err
 	}
 	if aux != nil {
-		atts = append(atts, podnet.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegate.Args(req.Args)})
+		atts = append(atts, podnet.Attachment{Network: aux.Name, IfName: "net" + strconv.Itoa(len(atts)), ConfList: aux.Bytes, CNIArgs: delegate.Args(req.Args), Origin: podnet.OriginAuxiliary})
 	}
 	if err := uniqueInterfaces(atts); err != nil {
 		return nil, err

@@ -7,14 +7,14 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
-	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/podnet"
-	"github.com/plexus-cni/plexus/pkg/selection"
 )
 
 // Hot-plug (plexusd, docs/hotplug.md) resolves the elements a running
 // pod's networks annotation gained with the same code as ADD: one element
-// at a time, so that a bad element fails alone.
+// at a time, so that a bad element fails alone. What plexus's config
+// attached is not resolved again: hot-plug reads it from the origins ADD
+// recorded in the cache entry (podnet.Attachment.Origin).
 
 // Element resolves one element of the pod's networks annotation (the pod's
 // own, never a defaultNetwork) to its attachment named ifName, exactly as
@@ -28,6 +28,7 @@ func (e *Resolver) Element(ctx context.Context, pod *podnet.Pod, req *podnet.Req
 	if err != nil {
 		return a, err
 	}
+	a.Origin = podnet.OriginAnnotation
 	all := append(append([]podnet.Attachment(nil), held...), a)
 	if err := uniqueInterfaces(all); err != nil {
 		return podnet.Attachment{}, err
@@ -36,48 +37,6 @@ func (e *Resolver) Element(ctx context.Context, pod *podnet.Pod, req *podnet.Req
 		return podnet.Attachment{}, err
 	}
 	return a, nil
-}
-
-// Layout is what ADD puts before and around a pod's annotation elements:
-// the networks of the other attachments plexus makes (the primary, the
-// extra inline delegates, defaultNetworks unless the namespace is a system
-// namespace, the auxiliary chain), each counted as often as ADD attaches
-// it, and how many secondaries precede the first annotation element (which
-// ADD names net<Offset+1> when it requests no interface).
-type Layout struct {
-	Fixed  map[string]int
-	Offset int
-}
-
-// Layout is the pod's layout under this config. It reads no NAD: the names
-// come from the config alone (a defaultNetwork's NAD deleted since the
-// pod's ADD does not change what is attached).
-func (e *Resolver) Layout(pod *podnet.Pod) (Layout, error) {
-	l := Layout{Fixed: map[string]int{}}
-	for i := 1; i < len(e.Conf.Delegates); i++ {
-		cl, err := delegate.ConfList(e.Conf.Delegates[i], "delegate-"+strconv.Itoa(i), e.Conf.CNIVersion)
-		if err != nil {
-			return l, fmt.Errorf("plexus config: key \"delegates\"[%d]: %v", i, err)
-		}
-		l.Fixed[cl.Name]++
-		l.Offset++
-	}
-	if !e.Conf.IsSystemNamespace(pod.Namespace) {
-		for _, name := range e.Conf.DefaultNetworks {
-			ds, _, err := selection.ParseWithWarnings(name, e.Conf.MultusNamespace, true)
-			if err != nil {
-				return l, fmt.Errorf("plexus config: key \"defaultNetworks\": %v", err)
-			}
-			for _, d := range ds {
-				l.Fixed[d.Namespace+"/"+d.Name]++
-				l.Offset++
-			}
-		}
-	}
-	if aux, err := e.Confs.Auxiliary(); err == nil && aux != nil {
-		l.Fixed[aux.Name]++
-	}
-	return l, nil
 }
 
 // AssignDevice gives a, a hot-plugged attachment whose NAD names a resource

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/libcni"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -138,18 +139,18 @@ func TestAttachmentsFull(t *testing.T) {
 	}
 	args := func(extra ...[2]string) [][2]string { return append(append([][2]string{}, baseArgs...), extra...) }
 	want := []podnet.Attachment{
-		{Network: "kube-system/pri", IfName: "eth0", Primary: true, ConfList: json.RawMessage(priConf), CNIArgs: args()},
+		{Network: "kube-system/pri", IfName: "eth0", Primary: true, ConfList: json.RawMessage(priConf), CNIArgs: args(), Origin: podnet.OriginPrimary},
 		{
-			Network: "a/x", IfName: "net5", ConfList: json.RawMessage(xConf),
+			Network: "a/x", IfName: "net5", Origin: podnet.OriginAnnotation, ConfList: json.RawMessage(xConf),
 			CNIArgs:        args([2]string{"IP", "10.0.0.5/24"}, [2]string{"MAC", "02:00:00:00:00:05"}),
 			CNIArgsConf:    map[string]any{"k": "v"},
 			CapabilityArgs: map[string]any{"ips": []string{"10.0.0.5/24"}, "mac": "02:00:00:00:00:05"},
 			Gateways:       []string{"10.0.0.1"},
 			WantIPs:        []string{"10.0.0.5/24"}, WantMAC: "02:00:00:00:00:05",
 		},
-		{Network: "a/sriov", IfName: "net2", ConfList: json.RawMessage(sriovConf), CNIArgs: args(), ResourceName: "intel.com/sriov_a"},
+		{Network: "a/sriov", IfName: "net2", ConfList: json.RawMessage(sriovConf), CNIArgs: args(), ResourceName: "intel.com/sriov_a", Origin: podnet.OriginAnnotation},
 		{
-			Network: "default/g", IfName: "net3", ConfList: json.RawMessage(gConf), CNIArgs: args(),
+			Network: "default/g", IfName: "net3", Origin: podnet.OriginAnnotation, ConfList: json.RawMessage(gConf), CNIArgs: args(),
 			CapabilityArgs: map[string]any{"portMappings": []*nadv1.PortMapEntry{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}},
 		},
 	}
@@ -654,5 +655,44 @@ func TestDelegatePolicyExemptsAdminNetworks(t *testing.T) {
 	_, err = e.attachments(context.Background(), podIn("a", networksAnnot("mine")), &podnet.Request{IfName: "eth0"})
 	if err == nil || !strings.Contains(err.Error(), `plugin type "bridge" is not allowed in namespace "a"`) {
 		t.Fatalf("a pod's own bridge network under delegatePolicy: %v", err)
+	}
+}
+
+// auxConfs is the node's admin configs with an auxiliary chain.
+type auxConfs struct {
+	nad.LocalConfs
+	aux *libcni.NetworkConfigList
+}
+
+func (c auxConfs) Auxiliary() (*libcni.NetworkConfigList, error) { return c.aux, nil }
+
+// Every attachment records where it came from, so that hot-plug tells the
+// config's from the annotation's without the config of the day (the same
+// network may be in both).
+func TestAttachmentsOrigins(t *testing.T) {
+	src := nads(newNAD("kube-system", "dn", conflist("dn", `{"type":"macvlan"}`), nil), newNAD("a", "dn", conflist("dn", `{"type":"macvlan"}`), nil))
+	e, _ := newEngine(t, `"delegates":[{"cniVersion":"1.0.0","name":"d0","type":"bridge"},{"type":"ipvlan","master":"eth1"}],"defaultNetworks":["kube-system/dn"]`, src)
+	aux, err := libcni.ConfListFromBytes([]byte(conflist("chain", `{"type":"passthru"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Confs = auxConfs{LocalConfs: e.Confs.(nad.LocalConfs), aux: aux}
+	atts, err := e.attachments(context.Background(), podIn("a", networksAnnot("kube-system/dn,dn")), &podnet.Request{IfName: "eth0", Args: podArgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range atts {
+		got = append(got, a.Network+"@"+a.IfName+":"+a.Origin)
+	}
+	want := []string{"d0@eth0:primary", "delegate-1@net1:delegates", "kube-system/dn@net2:defaultNetworks",
+		"kube-system/dn@net3:annotation", "a/dn@net4:annotation", "chain@net5:auxiliary"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("attachments %v, want %v", got, want)
+	}
+	for _, a := range atts {
+		if podnet.FromConfig(a.Origin) == (a.Origin == podnet.OriginAnnotation) {
+			t.Errorf("%s: FromConfig(%q) = %v", a.Network, a.Origin, podnet.FromConfig(a.Origin))
+		}
 	}
 }
