@@ -33,7 +33,10 @@ func (s Store) ContainerDir(containerID string) string {
 // EntryVersion is the schema version Save writes into every cache entry
 // ("version"). An entry without it (0) was written by plexus v0.1.0, before
 // the field existed; its layout is read as version 1's (the fields added
-// since are optional). Load refuses an entry newer than EntryVersion.
+// since are optional: the attachments' "origin", which hot-plug needs and
+// DEL does not, came after v0.2 without a new version, so that plexus v0.2
+// still reads, and DELetes, what a newer plexus wrote). Load refuses an
+// entry newer than EntryVersion.
 const EntryVersion = 1
 
 // Save writes the entry atomically (temp file + rename, mode 0600), stamped

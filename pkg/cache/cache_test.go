@@ -215,6 +215,9 @@ func TestLoadRound1Entry(t *testing.T) {
 		len(a1.Gateways) != 1 || a1.Gateways[0] != "10.1.0.1" || fmt.Sprint(a1.CapabilityArgs["ips"]) != "[10.1.0.5/24]" {
 		t.Errorf("attachment 1 read as %+v", a1)
 	}
+	if a0.Origin != "" || a1.Origin != "" {
+		t.Errorf("origins %q, %q in an entry that records none", a0.Origin, a1.Origin)
+	}
 	// Saved again (a DEL updating it), it carries the current version.
 	if err := s.Save(e); err != nil {
 		t.Fatal(err)
@@ -248,5 +251,29 @@ func TestLoadVersions(t *testing.T) {
 				t.Fatalf("version %d: entry %+v, error %v, want %q", tc.version, e, err, want)
 			}
 		})
+	}
+}
+
+// Origins (hot-plug's classification, docs/hotplug.md) are an optional
+// field of version 1: they survive a save and load, and an entry carrying
+// them is still version 1, readable by plexus v0.2 (a downgrade's DEL).
+func TestOriginsRoundTrip(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	e := &podnet.Entry{ContainerID: "c1", NetNS: "/x", CNIVersion: "1.0.0", Attachments: []podnet.Attachment{
+		{Network: "p", IfName: "eth0", Primary: true, Origin: podnet.OriginPrimary},
+		{Network: "kube-system/dn", IfName: "net1", Origin: podnet.OriginDefaultNetworks},
+		{Network: "default/a", IfName: "net2", Origin: podnet.OriginAnnotation},
+	}}
+	if err := s.Save(e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load("c1")
+	if err != nil || got.Version != 1 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for i, a := range got.Attachments {
+		if a.Origin != e.Attachments[i].Origin {
+			t.Errorf("attachment %d: origin %q, want %q", i, a.Origin, e.Attachments[i].Origin)
+		}
 	}
 }

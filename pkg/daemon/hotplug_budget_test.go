@@ -328,3 +328,53 @@ func TestHotplugRetryBudget(t *testing.T) {
 	}
 	t.Logf("gave up after %d passes: %s", passes, w.Warnings)
 }
+
+// A pass whose time budget runs out writes what it did and puts the pod
+// at the back of the queue; the next passes go on from there, without
+// trying again an element that failed in this state of the pod.
+func TestHotplugPassTimeBudget(t *testing.T) {
+	e := newHPEnv(t, "")
+	e.h.limits.pass = time.Nanosecond // one operation per pass
+	e.podSandbox("c7", "p7", "uid-7")
+	var els, want []string
+	for i := range 6 {
+		els = append(els, fmt.Sprintf("a@x%d", i))
+		want = append(want, fmt.Sprintf("default/a@x%d", i))
+	}
+	els = append(els[:3], append([]string{"bad@y"}, els[3:]...)...)
+	e.daemonize(e.confJSON(""), apiPod("p7", "uid-7", strings.Join(els, ",")))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); e.h.d.pods.Run(ctx.Done()) }()
+	go func() { defer wg.Done(); e.h.d.nads.Run(ctx.Done()) }()
+	go func() { defer wg.Done(); e.h.run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	m := e.h.m
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		e.h.mu.Lock()
+		_, done := e.h.done["default/p7"]
+		e.h.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not done after 30 s: attached %v", e.ifacesOf("c7"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := strings.Join(e.ifacesOf("c7"), ","), "primary@eth0,"+strings.Join(want, ","); got != want {
+		t.Fatalf("attached %s, want %s", got, want)
+	}
+	// 7 operations, one per pass: 6 passes ended with work left.
+	if n := value(m.limited.WithLabelValues("pass-time")); n != 6 {
+		t.Errorf("plexus_hotplug_limited_total{limit=\"pass-time\"} = %v; want 6", n)
+	}
+	if n := value(m.ops.WithLabelValues("attach", "error")); n != 1 {
+		t.Errorf("the failing element was attempted %v times in one state of the pod; want 1", n)
+	}
+	if n := value(m.ops.WithLabelValues("attach", "success")); n != 6 {
+		t.Errorf("%v attaches; want 6", n)
+	}
+}
