@@ -5,10 +5,14 @@ package daemon
 // elements it gained and detaches the ones it lost, in the pod's current
 // sandbox, with the code of ADD and DEL (pkg/resolve, pkg/attach) and
 // under the same per-pod lock as the runtime's ADD and DEL. What is
-// attached is the sandbox's cache entry: it lists exactly what is attached
-// at every moment (an addition's intent is written before its delegate
-// runs), so a runtime DEL racing a hot-plug, a GC, or plexusd restarted in
-// the middle of one finds everything there is to undo. plexus never
+// attached is the sandbox's cache entry: it lists at every moment at least
+// what is attached (additions' intents are written before their delegates
+// run), so a runtime DEL racing a hot-plug, a GC, or plexusd restarted in
+// the middle of one finds everything there is to undo; and it records
+// where each attachment came from, so that what plexus's config attached
+// is never taken for something the annotation lost. A pass plans from the
+// entry and the annotation alone (planPass, hotplug_plan.go), then
+// executes the plan within the pod's budget (hotplugLimits). plexus never
 // rewrites the annotation.
 
 import (

@@ -86,7 +86,7 @@ func planPass(in planInput) (passPlan, error) {
 	for i, a := range in.atts {
 		switch {
 		case a.Origin == "":
-			return p, &notReconciled{reasonNoOrigin, fmt.Sprintf("interface %s (network %q) does not record where it came from: the entry was written by a plexus before v0.3 (v0.1, v0.2), which did not record it; its interfaces are left as they are (recreate the pod to hot-plug its networks)", a.IfName, a.Network)}
+			return p, &notReconciled{reasonNoOrigin, fmt.Sprintf("interface %s (network %q) does not record where it came from (the entry was written by plexus v0.1 or v0.2, which did not record it); its interfaces are left as they are (recreate the pod to hot-plug its networks)", a.IfName, a.Network)}
 		case i == 0 && a.Origin != podnet.OriginPrimary, i > 0 && a.Origin == podnet.OriginPrimary:
 			return p, &notReconciled{reasonUnknownOrigin, fmt.Sprintf("interface %s (network %q): origin %q out of place (the primary comes first, once); its interfaces are left as they are", a.IfName, a.Network, a.Origin)}
 		case podnet.FromConfig(a.Origin):
