@@ -85,7 +85,7 @@ func (e *hpEnv) daemonize(confJSON string, pods ...*corev1.Pod) {
 }
 
 // podSandbox records a sandbox of pod uid (its own netns) with the
-// primary and atts.
+// primary and atts (origins as given).
 func (e *hpEnv) podSandbox(cid, name, uid string, atts ...podnet.Attachment) {
 	e.t.Helper()
 	prim := attached("primary", "eth0", testConf("primary"))
@@ -95,7 +95,6 @@ func (e *hpEnv) podSandbox(cid, name, uid string, atts ...podnet.Attachment) {
 	if err := e.store.Save(entry); err != nil {
 		e.t.Fatal(err)
 	}
-	withOrigins(e.t, e.store.Dir, cid)
 }
 
 // withOrigins adds to a saved entry the origins ADD records (JSON, so

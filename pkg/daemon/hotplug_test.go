@@ -614,3 +614,47 @@ func TestHotplugElementLimit(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 }
+
+// The same through plexusd's queue path: the config file changes (the
+// defaultNetwork removed, the pod's namespace made a system namespace, an
+// auxiliary chain whose directory cannot be read) and plexusd restarts:
+// its first pass over the pod leaves the defaultNetwork's interface.
+func TestHotplugRestartWithChangedConfig(t *testing.T) {
+	e := newHPEnv(t, `,"defaultNetworks":["kube-system/dn"]`)
+	dn := attached("kube-system/dn", "net1", testConf("dn"))
+	dn.Origin = podnet.OriginDefaultNetworks
+	e.podSandbox("c5", "p5", "uid-5", dn, attached("default/a", "net2", testConf("a")))
+	e.daemonize(e.confJSON(`,"defaultNetworks":["kube-system/dn"]`), apiPod("p5", "uid-5", "a"))
+	if err := e.h.d.pods.GetIndexer().Add(apiPod("p5", "uid-5", "a")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := e.h.reconcile(ctx, "default/p5"); err != nil {
+		t.Fatal(err)
+	}
+	want := "primary@eth0,kube-system/dn@net1,default/a@net2"
+	if got := strings.Join(e.ifacesOf("c5"), ","); got != want {
+		t.Fatalf("before the config change: %s, want %s", got, want)
+	}
+	e.daemonize(e.confJSON(`,"systemNamespaces":["default"],"auxiliaryCNIChainName":"aux"`), apiPod("p5", "uid-5", "a"))
+	if err := e.h.d.pods.GetIndexer().Add(apiPod("p5", "uid-5", "a")); err != nil {
+		t.Fatal(err)
+	}
+	// plexusd restarts: nothing done yet, every Running pod resumed.
+	e.h.done, e.h.resume = map[string]string{}, map[string]bool{"default/p5": true}
+	if _, err := e.h.reconcile(ctx, "default/p5"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(e.ifacesOf("c5"), ","); got != want {
+		t.Fatalf("after a config change and a restart: %s, want %s", got, want)
+	}
+	// An addition is named after what the entry records (dn), not the
+	// config of the day: the 2nd element is net3.
+	e.h.d.pods.GetIndexer().Update(apiPod("p5", "uid-5", "a,b"))
+	if _, err := e.h.reconcile(ctx, "default/p5"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(e.ifacesOf("c5"), ","), want+",default/b@net3"; got != want {
+		t.Fatalf("addition after the config change: %s, want %s", got, want)
+	}
+}
