@@ -621,48 +621,77 @@ func (rc *reconciliation) more() bool {
 // time budget ran out with work left; an error is a removal that failed
 // (the additions wait: the names of what is still attached are taken).
 func (rc *reconciliation) execute(ctx context.Context, plan passPlan, elems []*nadv1.NetworkSelectionElement, parseWarnings []string) (deferred bool, err error) {
-	m := rc.h.m
-	if len(plan.detach) > 0 {
-		what := make([]podnet.Attachment, len(plan.detach))
-		for j, i := range plan.detach {
-			what[j] = rc.entry.Attachments[i]
-			if j < plan.undo {
-				rc.log.Info("hot-plug: undoing an attachment whose result was never recorded", "network", what[j].Network, "interface", what[j].IfName)
-			}
+	if deferred, err = rc.detach(ctx, plan); deferred || err != nil {
+		return deferred, err
+	}
+	atts, from, took, deferred := rc.resolveAdditions(ctx, plan, elems)
+	if len(atts) == 0 {
+		return deferred, nil
+	}
+	added := false
+	for k, o := range rc.att.AddSome(ctx, rc.entry, atts, rc.more) {
+		ad := plan.attach[from[k]]
+		if attach.NotRun(o.Err) {
+			deferred = true
+			continue
 		}
-		var errs []error
-		for j, o := range rc.att.DelSome(ctx, rc.entry, plan.detach, rc.more) {
-			a := what[j]
-			switch {
-			case attach.NotRun(o.Err):
-				deferred = true
-				continue
-			case o.Err != nil:
-				errs = append(errs, o.Err)
-			default:
-				rc.changed = true
-				if j >= plan.undo {
-					rc.log.Info("hot-plug: detached", "network", a.Network, "interface", a.IfName, "took", o.Took.String())
-				}
-			}
-			m.observeTook("detach", o.Took, o.Err)
+		rc.h.m.observeTook("attach", took[k]+o.Took, o.Err)
+		if o.Err != nil {
+			rc.failOne(ad, elems[ad.elem], o.Err, false)
+			continue
 		}
-		if len(errs) > 0 {
-			return deferred, errors.Join(errs...)
+		added, rc.changed = true, true
+		rc.log.Info("hot-plug: attached", "network", atts[k].Network, "interface", atts[k].IfName, "took", (took[k] + o.Took).String())
+	}
+	if added {
+		// What ADD would warn about the annotation goes with the
+		// additions; so do the resolver's warnings.
+		for _, w := range parseWarnings {
+			rc.warnings = append(rc.warnings, fmt.Sprintf("annotation %s: %s", nadv1.NetworkAttachmentAnnot, w))
 		}
-		if deferred {
-			return true, nil
+		rc.warnings = append(rc.warnings, rc.r.Warnings()...)
+	}
+	return deferred, nil
+}
+
+// detach runs the plan's removals in one phase.
+func (rc *reconciliation) detach(ctx context.Context, plan passPlan) (deferred bool, err error) {
+	if len(plan.detach) == 0 {
+		return false, nil
+	}
+	what := make([]podnet.Attachment, len(plan.detach))
+	for j, i := range plan.detach {
+		what[j] = rc.entry.Attachments[i]
+		if j < plan.undo {
+			rc.log.Info("hot-plug: undoing an attachment whose result was never recorded", "network", what[j].Network, "interface", what[j].IfName)
 		}
 	}
-	// Resolve each addition the way ADD does; what resolution refuses
-	// fails alone.
-	var atts []podnet.Attachment
-	var from []int // plan.attach index of each of atts
-	var took []time.Duration
+	var errs []error
+	for j, o := range rc.att.DelSome(ctx, rc.entry, plan.detach, rc.more) {
+		if attach.NotRun(o.Err) {
+			deferred = true
+			continue
+		}
+		rc.h.m.observeTook("detach", o.Took, o.Err)
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+			continue
+		}
+		rc.changed = true
+		if j >= plan.undo {
+			rc.log.Info("hot-plug: detached", "network", what[j].Network, "interface", what[j].IfName, "took", o.Took.String())
+		}
+	}
+	return deferred, errors.Join(errs...)
+}
+
+// resolveAdditions resolves the plan's additions the way ADD does, while
+// the pass has time: what resolution refuses fails alone. It returns the
+// attachments, the plan.attach index and the resolution time of each.
+func (rc *reconciliation) resolveAdditions(ctx context.Context, plan passPlan, elems []*nadv1.NetworkSelectionElement) (atts []podnet.Attachment, from []int, took []time.Duration, deferred bool) {
 	for j, ad := range plan.attach {
 		if (len(atts) > 0 || rc.ops > 0) && !time.Now().Before(rc.deadline) {
-			deferred = true
-			break
+			return atts, from, took, true
 		}
 		el := elems[ad.elem]
 		start := time.Now()
@@ -677,34 +706,7 @@ func (rc *reconciliation) execute(ctx context.Context, plan passPlan, elems []*n
 		}
 		atts, from, took = append(atts, a), append(from, j), append(took, time.Since(start))
 	}
-	if len(atts) == 0 {
-		return deferred, nil
-	}
-	added := false
-	for k, o := range rc.att.AddSome(ctx, rc.entry, atts, rc.more) {
-		ad := plan.attach[from[k]]
-		el := elems[ad.elem]
-		if attach.NotRun(o.Err) {
-			deferred = true
-			continue
-		}
-		m.observeTook("attach", took[k]+o.Took, o.Err)
-		if o.Err != nil {
-			rc.failOne(ad, el, o.Err, false)
-			continue
-		}
-		added, rc.changed = true, true
-		rc.log.Info("hot-plug: attached", "network", atts[k].Network, "interface", atts[k].IfName, "took", (took[k] + o.Took).String())
-	}
-	if added {
-		// What ADD would warn about the annotation goes with the first
-		// addition; so do the resolver's warnings.
-		for _, w := range parseWarnings {
-			rc.warnings = append(rc.warnings, fmt.Sprintf("annotation %s: %s", nadv1.NetworkAttachmentAnnot, w))
-		}
-		rc.warnings = append(rc.warnings, rc.r.Warnings()...)
-	}
-	return deferred, nil
+	return atts, from, took, false
 }
 
 // failOne records an addition that failed: a Warning (unless a source
