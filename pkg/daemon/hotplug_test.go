@@ -168,6 +168,10 @@ func TestHotplugAddRemoveAndNames(t *testing.T) {
 	if len(recs) != 1 {
 		t.Errorf("records %v", recs)
 	}
+	// What hot-plug attached records the annotation as its origin.
+	if entry, _ := e.store.Load("c1"); entry.Attachments[2].Origin != podnet.OriginAnnotation {
+		t.Errorf("hot-plugged %s: origin %q, want %q", entry.Attachments[2].IfName, entry.Attachments[2].Origin, podnet.OriginAnnotation)
+	}
 	// Nothing changed: no work, nothing published.
 	if recs := e.want("a,b", "primary@eth0,default/a@net1,default/b@net2"); len(recs) != 0 {
 		t.Errorf("an unchanged annotation published %v", recs)
