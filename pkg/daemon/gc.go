@@ -33,10 +33,11 @@ func (d *Daemon) gcLoop(ctx context.Context) {
 	}
 }
 
-// GCOnce removes every entry whose sandbox is gone (planGC decides) and
-// that is older than GCGrace (an ADD in progress is never touched). Each
-// is DELeted through the attach stage, under the pod's lock, so that its
-// delegates release IPs and devices. It returns how many it removed.
+// GCOnce removes every entry whose sandbox is gone as seen from plexusd
+// (planGC decides) and that is older than GCGrace (an ADD in progress is
+// never touched). Each is DELeted through the attach stage, under the
+// pod's lock, so that its delegates release IPs and devices. It returns
+// how many it removed.
 func (d *Daemon) GCOnce(ctx context.Context) int {
 	ids, err := d.att.Cache.List()
 	if err != nil {
@@ -91,7 +92,8 @@ type netnsState int
 const (
 	// netnsUnchecked: no path, or one plexusd cannot see (its directory
 	// is not mounted into plexusd's container, a /proc path of another
-	// PID namespace, a stat error): it proves nothing.
+	// PID namespace, a stat error other than "does not exist"): it proves
+	// nothing.
 	netnsUnchecked netnsState = iota
 	netnsPresent
 	netnsGone // the path is missing from a directory plexusd sees
@@ -104,9 +106,9 @@ func probeNetNS(path string) netnsState {
 	}
 	_, err := os.Stat(path)
 	switch {
-	case err == nil, !errors.Is(err, os.ErrNotExist):
+	case err == nil:
 		return netnsPresent
-	case strings.HasPrefix(path, "/proc/"):
+	case !errors.Is(err, os.ErrNotExist), strings.HasPrefix(path, "/proc/"):
 		return netnsUnchecked
 	}
 	if _, err := os.Stat(filepath.Dir(path)); err != nil {
@@ -124,27 +126,37 @@ type gcCandidate struct {
 }
 
 // planGC is the candidates to collect, given the pods of this node: an
-// entry older than grace whose netns is gone; or, when plexusd cannot check
-// the netns, whose pod is gone from the node.
+// entry older than grace whose netns is gone. An entry whose netns plexusd
+// cannot check is never collected, whether its pod is here or not: the
+// runtime's own CNI GC decides about it. An entry with no netns path at
+// all is collected when its pod is gone from the node (podPresent).
 func planGC(cands []gcCandidate, pods []*corev1.Pod, grace time.Duration) []gcCandidate {
-	uids := map[string]bool{}
+	uids, mirrors := map[string]bool{}, map[string]bool{}
 	for _, p := range pods {
 		uids[string(p.UID)] = true
+		if _, ok := p.Annotations[corev1.MirrorPodAnnotationKey]; ok {
+			mirrors[p.Namespace+"/"+p.Name] = true
+		}
 	}
 	var out []gcCandidate
 	for _, c := range cands {
 		if c.Age < grace || c.Entry == nil {
 			continue
 		}
-		podGone := c.Entry.PodUID != "" && !uids[c.Entry.PodUID]
-		switch c.NetNS {
-		case netnsGone:
+		switch {
+		case c.NetNS == netnsGone:
 			out = append(out, c)
-		case netnsUnchecked:
-			if podGone {
-				out = append(out, c)
-			}
+		case c.Entry.NetNS == "" && !podPresent(c.Entry, uids, mirrors):
+			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// podPresent: the entry's pod is on the node, or cannot be told gone (no
+// UID). The UID a static pod's sandbox was added with is never the UID of
+// its mirror pod in the API: a static pod is matched by namespace/name to a
+// pod with the kubernetes.io/config.mirror annotation.
+func podPresent(e *podnet.Entry, uids, mirrors map[string]bool) bool {
+	return e.PodUID == "" || uids[e.PodUID] || mirrors[e.PodNamespace+"/"+e.PodName]
 }
