@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -94,32 +95,64 @@ func (d *Driver) Resources(down map[string]bool) resourceslice.DriverResources {
 }
 
 // PrepareResourceClaims prepares each claim's VFs of this driver: checks
-// no other claim holds them, writes their device-info files (the NPWG
-// spec's dp/ file, as the device plugin does, and the dra/ record plexus
-// reads), records the claim in the checkpoint, and returns one device per
+// no other claim holds them, writes their device-info files (the dra/
+// record plexus reads, then the NPWG spec's dp/ file, as the device plugin
+// does), records the claim in the checkpoint, and returns one device per
 // allocation result. A claim already prepared gets the same answer.
+//
+// The new set of prepared claims is built aside, saved, and only then
+// becomes the driver's: when the save fails the call fails, the files it
+// wrote are removed, and kubelet's retry finds the claims still to do.
 func (d *Driver) PrepareResourceClaims(ctx context.Context, claims []*resourceapi.ResourceClaim) (map[types.UID]kubeletplugin.PrepareResult, error) {
-	d.mu.Lock()
-	out := make(map[types.UID]kubeletplugin.PrepareResult, len(claims))
-	changed := false
-	for _, c := range claims {
-		res, ch, err := d.prepare(c)
-		if err != nil {
-			out[c.UID] = kubeletplugin.PrepareResult{Err: err}
-			continue
-		}
-		changed = changed || ch
-		out[c.UID] = res
-	}
-	if err := d.commitUnlock(changed); err != nil {
+	out, changed, err := d.prepareAll(claims)
+	if err != nil {
 		return nil, err
+	}
+	if changed {
+		d.notify()
 	}
 	return out, nil
 }
 
-func (d *Driver) prepare(c *resourceapi.ResourceClaim) (kubeletplugin.PrepareResult, bool, error) {
+func (d *Driver) prepareAll(claims []*resourceapi.ResourceClaim) (map[types.UID]kubeletplugin.PrepareResult, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := maps.Clone(d.prepared)
+	out := make(map[types.UID]kubeletplugin.PrepareResult, len(claims))
+	changed := false
+	for _, c := range claims {
+		res, entry, err := d.prepare(next, c)
+		if err != nil {
+			out[c.UID] = kubeletplugin.PrepareResult{Err: err}
+			continue
+		}
+		out[c.UID] = res
+		if prev := next[c.UID]; prev == nil || !sameDevices(prev.Devices, entry.Devices) {
+			next[c.UID] = entry
+			changed = true
+		}
+	}
+	if !changed {
+		return out, false, nil
+	}
+	if err := d.save(next); err != nil {
+		for uid, e := range next {
+			if committed := d.prepared[uid]; committed != e {
+				d.rollback(uid, committed, e.Devices)
+			}
+		}
+		return nil, false, err
+	}
+	d.prepared = next
+	return out, true, nil
+}
+
+// prepare checks claim c against the claims of next and writes its files;
+// it returns the claim's checkpoint entry. When a write fails it puts the
+// claim's files back as next has them.
+func (d *Driver) prepare(next map[types.UID]*preparedClaim, c *resourceapi.ResourceClaim) (kubeletplugin.PrepareResult, *preparedClaim, error) {
 	if c.Status.Allocation == nil {
-		return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "not allocated")
+		return kubeletplugin.PrepareResult{}, nil, claimErr(c.Namespace, c.Name, "not allocated")
 	}
 	var devs []preparedDevice
 	for _, r := range c.Status.Allocation.Devices.Results {
@@ -127,33 +160,29 @@ func (d *Driver) prepare(c *resourceapi.ResourceClaim) (kubeletplugin.PrepareRes
 			continue
 		}
 		if r.Pool != d.Pool {
-			return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "request %q: device %s is in pool %q, this node's pool is %q", r.Request, r.Device, r.Pool, d.Pool)
+			return kubeletplugin.PrepareResult{}, nil, claimErr(c.Namespace, c.Name, "request %q: device %s is in pool %q, this node's pool is %q", r.Request, r.Device, r.Pool, d.Pool)
 		}
-		pd, ok := d.lookup(r.Device)
+		pd, ok := d.lookup(next, r.Device)
 		if !ok {
-			return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "request %q: device %s is not a VF this node offers", r.Request, r.Device)
+			return kubeletplugin.PrepareResult{}, nil, claimErr(c.Namespace, c.Name, "request %q: device %s is not a VF this node offers", r.Request, r.Device)
 		}
-		for uid, other := range d.prepared {
+		for uid, other := range next {
 			if uid == c.UID {
 				continue
 			}
 			for _, od := range other.Devices {
 				if od.Device == r.Device {
-					return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "request %q: device %s is prepared for claim %s/%s", r.Request, r.Device, other.Namespace, other.Name)
+					return kubeletplugin.PrepareResult{}, nil, claimErr(c.Namespace, c.Name, "request %q: device %s is prepared for claim %s/%s", r.Request, r.Device, other.Namespace, other.Name)
 				}
 			}
 		}
 		pd.Request = r.Request
 		devs = append(devs, pd)
 	}
-	for _, pd := range devs {
-		if err := d.writeDevInfo(c.UID, pd); err != nil {
-			return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "request %q: device %s: %v", pd.Request, pd.Device, err)
-		}
-	}
-	cdi, err := d.writeCDI(c.UID, devs)
+	cdi, err := d.writeFiles(c.UID, devs)
 	if err != nil {
-		return kubeletplugin.PrepareResult{}, false, claimErr(c.Namespace, c.Name, "CDI spec: %v", err)
+		d.rollback(c.UID, next[c.UID], devs)
+		return kubeletplugin.PrepareResult{}, nil, claimErr(c.Namespace, c.Name, "%v", err)
 	}
 	res := kubeletplugin.PrepareResult{Devices: []kubeletplugin.Device{}}
 	for _, pd := range devs {
@@ -163,16 +192,55 @@ func (d *Driver) prepare(c *resourceapi.ResourceClaim) (kubeletplugin.PrepareRes
 		}
 		res.Devices = append(res.Devices, dev)
 	}
-	prev := d.prepared[c.UID]
-	entry := &preparedClaim{Namespace: c.Namespace, Name: c.Name, Devices: devs}
-	changed := prev == nil || !sameDevices(prev.Devices, devs)
-	d.prepared[c.UID] = entry
-	return res, changed, nil
+	return res, &preparedClaim{Namespace: c.Namespace, Name: c.Name, Devices: devs}, nil
+}
+
+// writeFiles writes the device-info files of a claim's VFs and its CDI
+// spec, and returns the VFs' CDI device IDs by device name.
+func (d *Driver) writeFiles(uid types.UID, devs []preparedDevice) (map[string]string, error) {
+	for _, pd := range devs {
+		if err := d.writeDevInfo(uid, pd); err != nil {
+			return nil, fmt.Errorf("request %q: device %s: %w", pd.Request, pd.Device, err)
+		}
+	}
+	cdi, err := d.writeCDI(uid, devs)
+	if err != nil {
+		return nil, fmt.Errorf("CDI spec: %w", err)
+	}
+	return cdi, nil
+}
+
+// rollback undoes a prepare of claim uid with devs that is not committed:
+// the files of devs the committed entry (nil: none) does not hold are
+// removed, the committed entry's files written as they were.
+func (d *Driver) rollback(uid types.UID, committed *preparedClaim, devs []preparedDevice) {
+	held := map[string]bool{}
+	if committed != nil {
+		for _, pd := range committed.Devices {
+			held[pd.Device] = true
+		}
+	}
+	var drop []preparedDevice
+	for _, pd := range devs {
+		if !held[pd.Device] {
+			drop = append(drop, pd)
+		}
+	}
+	err := d.removeDevInfo(drop)
+	if committed != nil {
+		_, werr := d.writeFiles(uid, committed.Devices)
+		err = errors.Join(err, werr)
+	} else {
+		err = errors.Join(err, d.removeCDI(uid))
+	}
+	if err != nil {
+		d.Log.Error("undoing a failed prepare; the files are reconciled with the checkpoint at the next start", "claim", uid, "err", err)
+	}
 }
 
 // lookup is the VF a device name stands for: an offered one, else one a
 // prepared claim holds (its PF may be down or its pool gone since).
-func (d *Driver) lookup(name string) (preparedDevice, bool) {
+func (d *Driver) lookup(prepared map[types.UID]*preparedClaim, name string) (preparedDevice, bool) {
 	if iv := d.inv[name]; iv != nil {
 		pd := preparedDevice{Pool: d.Pool, Device: name, PCI: iv.Dev.Addr, PFPCI: iv.Dev.PFAddr, Resource: iv.Resource}
 		if iv.Dev.IsVFIO() {
@@ -180,7 +248,7 @@ func (d *Driver) lookup(name string) (preparedDevice, bool) {
 		}
 		return pd, true
 	}
-	for _, c := range d.prepared {
+	for _, c := range prepared {
 		for _, pd := range c.Devices {
 			if pd.Device == name {
 				return pd, true
@@ -202,20 +270,47 @@ func sameDevices(a, b []preparedDevice) bool {
 	return true
 }
 
+// writeDevInfo writes a prepared VF's dra/ record, then its dp/ file: a
+// dp/ file the driver wrote always has a record naming it, which is how a
+// start finds the dp/ files of claims the checkpoint does not hold.
 func (d *Driver) writeDevInfo(uid types.UID, pd preparedDevice) error {
-	di := nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion, Pci: &nadv1.PciDevice{PciAddress: pd.PCI, PfPciAddress: pd.PFPCI}}
-	b, err := json.Marshal(di)
+	rec := devinfo.DRADevice{Driver: d.Name, Pool: pd.Pool, Device: pd.Device, PCIAddress: pd.PCI, PFPCIAddress: pd.PFPCI, ResourceName: pd.Resource, ClaimUID: string(uid), Request: pd.Request}
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if err := writeFile(devinfo.DPPath(d.DevInfoDir, pd.Resource, pd.PCI), b, 0o444); err != nil {
+	if err := writeFile(devinfo.DRAPath(d.DevInfoDir, d.Name, pd.Pool, pd.Device), b, 0o444); err != nil {
 		return err
 	}
-	rec := devinfo.DRADevice{Driver: d.Name, Pool: pd.Pool, Device: pd.Device, PCIAddress: pd.PCI, PFPCIAddress: pd.PFPCI, ResourceName: pd.Resource, ClaimUID: string(uid), Request: pd.Request}
-	if b, err = json.Marshal(rec); err != nil {
+	di := nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion, Pci: &nadv1.PciDevice{PciAddress: pd.PCI, PfPciAddress: pd.PFPCI}}
+	if b, err = json.Marshal(di); err != nil {
 		return err
 	}
-	return writeFile(devinfo.DRAPath(d.DevInfoDir, d.Name, pd.Pool, pd.Device), b, 0o444)
+	return writeFile(devinfo.DPPath(d.DevInfoDir, pd.Resource, pd.PCI), b, 0o444)
+}
+
+// removeDevInfo removes the VFs' dp/ files, then their dra/ records (a
+// record stays while its dp/ file could not be removed).
+func (d *Driver) removeDevInfo(devs []preparedDevice) error {
+	var errs []error
+	for _, pd := range devs {
+		if err := removeFile(devinfo.DPPath(d.DevInfoDir, pd.Resource, pd.PCI)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := removeFile(devinfo.DRAPath(d.DevInfoDir, d.Name, pd.Pool, pd.Device)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeFile removes path; one that is not there is done.
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }
 
 func writeFile(path string, b []byte, mode os.FileMode) error {
@@ -228,52 +323,61 @@ func writeFile(path string, b []byte, mode os.FileMode) error {
 	return atomicfile.WriteFile(path, b, mode)
 }
 
-// UnprepareResourceClaims removes the device-info files of each claim's
-// VFs and forgets the claim; a claim it does not know is already done.
+// UnprepareResourceClaims removes the device-info files and CDI spec of
+// each claim's VFs and forgets the claim; a claim it does not know is
+// already done. As for a prepare, the claims are forgotten in memory only
+// once the checkpoint without them is saved.
 func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletplugin.NamespacedObject) (map[types.UID]error, error) {
-	d.mu.Lock()
-	out := make(map[types.UID]error, len(claims))
-	changed := false
-	for _, c := range claims {
-		out[c.UID] = nil
-		p := d.prepared[c.UID]
-		if p == nil {
-			continue
-		}
-		var errs []error
-		for _, pd := range p.Devices {
-			for _, f := range []string{devinfo.DPPath(d.DevInfoDir, pd.Resource, pd.PCI), devinfo.DRAPath(d.DevInfoDir, d.Name, pd.Pool, pd.Device)} {
-				if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-					errs = append(errs, err)
-				}
-			}
-		}
-		if err := d.removeCDI(c.UID); err != nil {
-			errs = append(errs, err)
-		}
-		if err := errors.Join(errs...); err != nil {
-			out[c.UID] = claimErr(c.Namespace, c.Name, "%v", err)
-			continue
-		}
-		delete(d.prepared, c.UID)
-		changed = true
-	}
-	if err := d.commitUnlock(changed); err != nil {
+	out, changed, err := d.unprepareAll(claims)
+	if err != nil {
 		return nil, err
+	}
+	if changed {
+		d.notify()
 	}
 	return out, nil
 }
 
-// save writes the checkpoint (unique temp file, fsync, rename, fsync dir).
-func (d *Driver) save() error {
-	b, err := json.Marshal(checkpoint{Version: 1, Claims: d.prepared})
+func (d *Driver) unprepareAll(claims []kubeletplugin.NamespacedObject) (map[types.UID]error, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := maps.Clone(d.prepared)
+	out := make(map[types.UID]error, len(claims))
+	changed := false
+	for _, c := range claims {
+		out[c.UID] = nil
+		p := next[c.UID]
+		if p == nil {
+			continue
+		}
+		if err := errors.Join(d.removeDevInfo(p.Devices), d.removeCDI(c.UID)); err != nil {
+			out[c.UID] = claimErr(c.Namespace, c.Name, "%v", err)
+			continue
+		}
+		delete(next, c.UID)
+		changed = true
+	}
+	if !changed {
+		return out, false, nil
+	}
+	if err := d.save(next); err != nil {
+		return nil, false, err
+	}
+	d.prepared = next
+	return out, true, nil
+}
+
+// save writes claims as the checkpoint (unique temp file, fsync, rename,
+// fsync dir).
+func (d *Driver) save(claims map[types.UID]*preparedClaim) error {
+	b, err := json.Marshal(checkpoint{Version: 1, Claims: claims})
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(d.StateFile), 0o700)
+	}
+	if err == nil {
+		err = atomicfile.WriteFile(d.StateFile, b, 0o600)
+	}
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(d.StateFile), 0o700); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(d.StateFile, b, 0o600); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", d.StateFile, err)
 	}
 	return nil
@@ -302,19 +406,10 @@ func (d *Driver) WatchHealthStatus(ctx context.Context, reports chan<- kubeletpl
 	return kubeletplugin.ErrHealthNotSupported
 }
 
-// commitUnlock ends a Prepare or Unprepare that holds d.mu: the checkpoint
-// is saved when something changed, the lock released, and onChange told.
-func (d *Driver) commitUnlock(changed bool) error {
-	var err error
-	if changed {
-		err = d.save()
-	}
-	d.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if changed && d.onChange != nil {
+// notify tells onChange, without d.mu, that the set of prepared claims
+// changed.
+func (d *Driver) notify() {
+	if d.onChange != nil {
 		d.onChange()
 	}
-	return nil
 }

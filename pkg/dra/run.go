@@ -121,6 +121,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	d.CDIDir = o.CDIDir
+	// Before kubelet's first call: the files match the checkpoint again.
+	if err := d.Reconcile(); err != nil {
+		o.Log.Error("reconciling device-info files and CDI specs with the checkpoint", "err", err)
+	}
 	rep := newReporter(d, client)
 	d.onChange = rep.trigger
 	helper, err := kubeletplugin.Start(ctx, d,
