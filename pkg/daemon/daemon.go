@@ -122,6 +122,7 @@ func New(opts Options) (*Daemon, error) {
 		}
 	}
 	m := NewMetrics()
+	m.PluginDir = opts.BinDir // plugin types found there are metric labels
 	cl, err := k8s.NewForConfig(cfg, k8s.Options{UserAgent: "plexusd", Component: "plexus", Host: opts.NodeName, Wrap: m.WrapTransport(),
 		// The informers' watches outlive any budget: only requests made
 		// through Sessions are bounded.
