@@ -88,6 +88,7 @@ type Daemon struct {
 	mu         sync.Mutex
 	retryState map[string]*retry
 	inFlight   map[string]bool          // outbox records being published
+	newer      map[string]bool          // outbox records of a newer schema, logged once
 	lastEvent  map[string]*atomic.Int64 // resource -> unix nanos of the last informer event
 }
 
