@@ -123,3 +123,37 @@ func setPluginDir(t *testing.T, m *Metrics) {
 	}
 	m.PluginDir = dir
 }
+
+func TestPluginsLabel(t *testing.T) {
+	m := NewMetrics()
+	setPluginDir(t, m)
+	if err := os.Mkdir(filepath.Join(m.PluginDir, "adir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"bridge", "bridge"},
+		{"bridge+tuning", "bridge+tuning"},
+		{"macvlan", "other"}, // not in binDir
+		{"bridge+evil", "bridge+other"},
+		{"../bridge", "other"}, // a path, not a file name
+		{"./bridge", "other"},
+		{"adir", "other"}, // not a file
+		{"", "other"},
+		{"bridge+bridge+tuning+bridge+tuning", "bridge+bridge+tuning+bridge+more"},
+		{strings.Repeat("b", maxTypeLen+1), "other"},
+	} {
+		if got := m.plugins.label(m.PluginDir, tc.in); got != tc.want {
+			t.Errorf("label(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, cmd, res, kind string }{
+		{"ADD", "ADD", "other", "other"},
+		{"success", "other", "success", "other"},
+		{"attached", "other", "other", "attached"},
+		{"", "other", "other", "other"},
+	} {
+		if c, r, k := commandLabel(tc.in), resultLabel(tc.in), kindLabel(tc.in); c != tc.cmd || r != tc.res || k != tc.kind {
+			t.Errorf("%q: command %q, result %q, kind %q; want %q %q %q", tc.in, c, r, k, tc.cmd, tc.res, tc.kind)
+		}
+	}
+}
