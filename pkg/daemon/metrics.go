@@ -144,7 +144,7 @@ type pluginLabels struct {
 }
 
 func (p *pluginLabels) label(dir, chain string) string {
-	types := strings.Split(chain, "+")
+	types := strings.SplitN(chain, "+", maxChain+1)
 	more := len(types) > maxChain
 	if more {
 		types = types[:maxChain]
