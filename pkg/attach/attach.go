@@ -57,7 +57,8 @@ type Rebuild func(ctx context.Context, req *podnet.Request) *podnet.Entry
 // Warning event and a record under cniDir/leaked/.
 const MaxDelAttempts = 3
 
-// Lock takes the pod's lock for an ADD (Del, Check and GC take their own).
+// Lock takes the pod's lock for an ADD, or a DEL that does more under it
+// (DelLocked). Del, Check and GC take their own.
 func (e *Attacher) Lock(req *podnet.Request) (func(), error) {
 	unlock, err := e.Cache.LockPod(req.LockKey(), e.LockTimeout)
 	if err != nil {
@@ -106,6 +107,11 @@ func (e *Attacher) Del(ctx context.Context, req *podnet.Request, rebuild Rebuild
 		return fmt.Errorf("pod %s: %w", req.Pod, err)
 	}
 	defer unlock()
+	return e.del(ctx, req, rebuild)
+}
+
+// DelLocked is Del for a caller that holds the pod's lock (Lock).
+func (e *Attacher) DelLocked(ctx context.Context, req *podnet.Request, rebuild Rebuild) error {
 	return e.del(ctx, req, rebuild)
 }
 

@@ -88,6 +88,7 @@ type Daemon struct {
 	mu         sync.Mutex
 	retryState map[string]*retry
 	inFlight   map[string]bool          // outbox records being published
+	newer      map[string]bool          // outbox records of a newer schema, logged once
 	lastEvent  map[string]*atomic.Int64 // resource -> unix nanos of the last informer event
 }
 
@@ -122,6 +123,7 @@ func New(opts Options) (*Daemon, error) {
 		}
 	}
 	m := NewMetrics()
+	m.PluginDir = opts.BinDir // plugin types found there are metric labels
 	cl, err := k8s.NewForConfig(cfg, k8s.Options{UserAgent: "plexusd", Component: "plexus", Host: opts.NodeName, Wrap: m.WrapTransport(),
 		// The informers' watches outlive any budget: only requests made
 		// through Sessions are bounded.

@@ -810,7 +810,7 @@ func (p *passNADs) NAD(ctx context.Context, namespace, name string) (*nadv1.Netw
 // statusStale: the pod's network-status does not list the interfaces the
 // entry holds, and no record waits in the outbox to publish them.
 func (rc *reconciliation) statusStale() bool {
-	if _, err := os.Stat(filepath.Join(rc.h.d.box.Dir, filepath.Base(rc.cid)+"."+outbox.KindAttached+".json")); err == nil {
+	if rc.h.d.box.Pending(rc.cid, outbox.KindAttached) {
 		return false
 	}
 	var st []nadv1.NetworkStatus

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -66,15 +67,27 @@ func (d *Daemon) publishLoop(ctx context.Context) {
 	}
 }
 
-// publishOnce starts the publication of every due record of the outbox
-// that is not being published already (at most publishers at a time; the
-// rest wait for the next scan, which a finished publication triggers) and
-// returns when the earliest pending retry is due (zero when none).
+// publishOnce counts and removes the fallback records, then starts the
+// publication of every due record of the outbox that is not being
+// published already (at most publishers at a time; the rest wait for the
+// next scan, which a finished publication triggers) and returns when the
+// earliest pending retry is due (zero when none). A record is claimed
+// (outbox.Box.Claim) before it is published.
 func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 	recs, bad := d.box.List()
-	for _, err := range bad {
-		d.log.Warn("dropping an unreadable outbox record", "err", err)
+	d.reportBad(bad)
+	// Fallback records need no API: all of them are counted in this scan,
+	// each read once (after a long outage of plexusd there is one per
+	// command the shim ran meanwhile).
+	pending := recs[:0]
+	for _, r := range recs {
+		if r.Kind == outbox.KindFallback {
+			d.countFallback(r)
+			continue
+		}
+		pending = append(pending, r)
 	}
+	recs = pending
 	d.metrics.outboxDepth.Set(float64(len(recs)))
 	if len(recs) > 0 {
 		d.metrics.outboxOldest.Set(time.Since(recs[0].Created).Seconds())
@@ -85,7 +98,9 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 		return time.Time{}
 	}
 	// Coalesce per pod: of a pod's attached records only the newest is
-	// published (an older sandbox's status is superseded).
+	// published (an older sandbox's status is superseded), and not while
+	// an older one of the pod is being published (the newest is written
+	// last).
 	newest := map[string]*outbox.Record{}
 	for _, r := range recs {
 		if r.Kind == outbox.KindAttached {
@@ -96,6 +111,12 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 	var next time.Time
 	now := time.Now()
 	d.mu.Lock()
+	busy := map[string]bool{}
+	for _, r := range recs {
+		if d.inFlight[r.Path] && r.Kind == outbox.KindAttached {
+			busy[r.Pod.String()] = true
+		}
+	}
 	live := map[string]bool{}
 	for _, r := range recs {
 		live[r.Path] = true
@@ -103,7 +124,13 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 			continue
 		}
 		if r.Kind == outbox.KindAttached && newest[r.Pod.String()] != r {
+			if !r.Claimed && d.inFlight[d.box.ClaimPath(r)] {
+				continue // its claim name is being published: next scan
+			}
 			d.drop(r, "superseded")
+			continue
+		}
+		if r.Kind == outbox.KindAttached && busy[r.Pod.String()] {
 			continue
 		}
 		if st := d.retryState[r.Path]; st != nil && st.next.After(now) {
@@ -127,6 +154,20 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 		if len(d.inFlight) >= publishers {
 			break
 		}
+		if !r.Claimed {
+			if d.inFlight[d.box.ClaimPath(r)] {
+				continue // an earlier record of the container and kind is being published
+			}
+			c, err := d.box.Claim(r)
+			if err != nil {
+				if !errors.Is(err, os.ErrNotExist) { // else gone: its DEL
+					d.log.Warn("claiming an outbox record", "file", r.Path, "err", err)
+				}
+				continue
+			}
+			delete(d.retryState, c.Path) // a new record under that name
+			r = c
+		}
 		d.inFlight[r.Path] = true
 		d.wg.Add(1)
 		go func() {
@@ -142,19 +183,36 @@ func (d *Daemon) publishOnce(ctx context.Context) time.Time {
 	return next
 }
 
-// publishRecord publishes one record; on a transient failure it schedules
-// a retry, on a final one (the pod is gone) it drops the record.
-func (d *Daemon) publishRecord(ctx context.Context, r *outbox.Record) {
-	if r.Kind == outbox.KindFallback {
-		cmd := r.Command
-		if cmd == "" {
-			cmd = "unknown"
+// reportBad logs the records List could not read: unreadable ones (List
+// removed them) each time, those of a newer schema (left in place) once.
+func (d *Daemon) reportBad(bad []error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := map[string]bool{}
+	for _, err := range bad {
+		if !errors.Is(err, outbox.ErrNewerVersion) {
+			d.log.Warn("dropping an unreadable outbox record", "err", err)
+			continue
 		}
-		d.metrics.fallbacks.WithLabelValues(cmd).Inc()
-		d.log.Info("the shim ran the thin path", "pod", r.Pod.String(), "container", r.ContainerID, "command", cmd, "reason", r.Reason, "at", r.Created)
-		d.done(r, "counted")
-		return
+		seen[err.Error()] = true
+		if !d.newer[err.Error()] {
+			d.log.Warn("leaving an outbox record of a newer schema for the plexusd that reads it", "err", err)
+		}
 	}
+	d.newer = seen
+}
+
+// countFallback counts a fallback record and removes it.
+func (d *Daemon) countFallback(r *outbox.Record) {
+	cmd := commandLabel(r.Command)
+	d.metrics.fallbacks.WithLabelValues(cmd).Inc()
+	d.log.Info("the shim ran the thin path", "pod", r.Pod.String(), "container", r.ContainerID, "command", r.Command, "reason", r.Reason, "at", r.Created)
+	d.done(r, "counted")
+}
+
+// publishRecord publishes one claimed record; on a transient failure it
+// schedules a retry, on a final one (the pod is gone) it drops the record.
+func (d *Daemon) publishRecord(ctx context.Context, r *outbox.Record) {
 	ctx, cancel := context.WithTimeout(ctx, opBudget)
 	defer cancel()
 	// The pod as the API has it (from the informer: no request), for its
@@ -249,7 +307,7 @@ func (d *Daemon) later(r *outbox.Record, err error) {
 	b := minBackoff << min(st.attempts-1, 10)
 	st.next = time.Now().Add(min(b, maxBackoff))
 	d.mu.Unlock()
-	d.metrics.published.WithLabelValues(r.Kind, "failed").Inc()
+	d.metrics.published.WithLabelValues(kindLabel(r.Kind), "failed").Inc()
 	d.log.Warn("publishing failed; retrying", "kind", r.Kind, "pod", r.Pod.String(), "attempt", st.attempts, "err", err)
 }
 
@@ -260,7 +318,7 @@ func (d *Daemon) done(r *outbox.Record, outcome string) {
 	d.mu.Lock()
 	delete(d.retryState, r.Path)
 	d.mu.Unlock()
-	d.metrics.published.WithLabelValues(r.Kind, outcome).Inc()
+	d.metrics.published.WithLabelValues(kindLabel(r.Kind), outcome).Inc()
 }
 
 // drop removes a record that will never be published (its retry state
@@ -269,5 +327,14 @@ func (d *Daemon) drop(r *outbox.Record, outcome string) {
 	if err := d.box.Remove(r); err != nil {
 		d.log.Warn("removing an outbox record", "file", r.Path, "err", err)
 	}
-	d.metrics.published.WithLabelValues(r.Kind, outcome).Inc()
+	d.metrics.published.WithLabelValues(kindLabel(r.Kind), outcome).Inc()
+}
+
+// kindLabel is a record kind, or "other" (the kind is read from a file).
+func kindLabel(k string) string {
+	switch k {
+	case outbox.KindAttached, outbox.KindFailed, outbox.KindWarned, outbox.KindFallback:
+		return k
+	}
+	return otherLabel
 }

@@ -5,6 +5,12 @@
 // after a restart. A record is removed once published, or by the DEL of
 // its container (a sandbox that is gone has no status to publish).
 //
+// plexusd claims a record before it publishes it: it renames the file to
+// the record's claim name, which no writer uses, so a newer record the
+// shim or a hot-plug pass writes meanwhile takes the original name and is
+// never the one removed after the publication. A claimed record that
+// could not be published yet stays claimed and is retried from there.
+//
 // Records are written with a unique temporary file and a rename, without
 // fsync: they must survive the death of a process, which the page cache
 // guarantees, not of the machine — after a reboot every sandbox is created
@@ -41,6 +47,11 @@ const (
 // RecordVersion is the schema version of a record.
 const RecordVersion = 1
 
+// ErrNewerVersion marks a record of a newer schema than this binary's (a
+// newer shim wrote it during an upgrade): it is left in place for the
+// plexusd that understands it.
+var ErrNewerVersion = errors.New("schema version newer than this plexusd's")
+
 // Record is one thing to publish.
 type Record struct {
 	Version     int           `json:"version"`
@@ -62,7 +73,13 @@ type Record struct {
 
 	// Path is the file the record was read from.
 	Path string `json:"-"`
+	// Claimed says Path is the record's claim name (Claim).
+	Claimed bool `json:"-"`
 }
+
+// claimedSuffix ends a claimed record's file name: "<container>.<kind>"
+// then this (unclaimed: "<container>.<kind>.json").
+const claimedSuffix = ".claimed.json"
 
 // Dir is the outbox under cniDir.
 func Dir(cniDir string) string { return filepath.Join(cniDir, "outbox") }
@@ -99,40 +116,109 @@ func (b Box) Write(r *Record) error {
 	return nil
 }
 
-// RemoveContainer drops every pending record of a container (its DEL).
+// RemoveContainer drops every pending record of a container (its DEL),
+// claimed or not. The unclaimed name goes first: a claim racing with it
+// then either fails (nothing to rename) or has made the claimed file,
+// which goes next.
 func (b Box) RemoveContainer(containerID string) error {
 	var errs []error
 	for _, k := range []string{KindAttached, KindFailed, KindWarned} {
-		err := os.Remove(filepath.Join(b.Dir, filepath.Base(containerID)+"."+k+".json"))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+		base := filepath.Join(b.Dir, filepath.Base(containerID)+"."+k)
+		for _, p := range []string{base + ".json", base + claimedSuffix} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// Pending says whether a record of a container and kind waits, claimed or
+// not.
+func (b Box) Pending(containerID, kind string) bool {
+	base := filepath.Join(b.Dir, filepath.Base(containerID)+"."+kind)
+	for _, p := range []string{base + ".json", base + claimedSuffix} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ClaimPath is the file r has once claimed ("" for a fallback record,
+// which is never claimed: its name is unique and never rewritten).
+func (b Box) ClaimPath(r *Record) string {
+	if r.Kind == KindFallback || r.ContainerID == "" {
+		return ""
+	}
+	return filepath.Join(b.Dir, filepath.Base(r.ContainerID)+"."+r.Kind+claimedSuffix)
+}
+
+// Claim takes a listed record for publication: it renames the file to the
+// record's claim name and returns the record as read from there — the
+// listed one, or a newer one written to the same name since. Later writes
+// of the container and kind take the unclaimed name again. A claimed
+// record is returned as it is. One claimer at a time (plexusd), which
+// never claims a record whose claim name it is still publishing: a claim
+// replaces an earlier claimed record of the same container and kind, as a
+// write replaces an earlier record. The error is os.ErrNotExist when the
+// record is gone (its DEL, or another claim).
+func (b Box) Claim(r *Record) (*Record, error) {
+	if r.Claimed {
+		return r, nil
+	}
+	cp := b.ClaimPath(r)
+	if cp == "" {
+		return nil, fmt.Errorf("outbox: a %s record is not claimed", r.Kind)
+	}
+	if err := os.Rename(r.Path, cp); err != nil {
+		return nil, err
+	}
+	c, err := readRecord(cp)
+	if err != nil {
+		return nil, fmt.Errorf("outbox record %s: %w", cp, err)
+	}
+	return c, nil
+}
+
 // Remove deletes a record read by List, unless it was replaced since (a
-// newer record of the same container and kind stays).
+// newer record of the same container and kind stays). A claimed record is
+// deleted as it is (no one else writes its name); an unclaimed one is
+// claimed first, so the file deleted is the one read: a newer record
+// claimed instead stays claimed, published by the next scan.
 func (b Box) Remove(r *Record) error {
-	cur, err := readRecord(r.Path)
+	if r.Claimed || r.Kind == KindFallback {
+		return removeFile(r.Path)
+	}
+	c, err := b.Claim(r)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return os.Remove(r.Path)
+		if errors.Is(err, ErrNewerVersion) {
+			return nil
+		}
+		// Unreadable: nothing to keep.
+		return removeFile(b.ClaimPath(r))
 	}
-	if !cur.Created.Equal(r.Created) {
+	if !c.Created.Equal(r.Created) {
 		return nil
 	}
-	if err := os.Remove(r.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	return removeFile(c.Path)
+}
+
+func removeFile(p string) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-// List returns every record, oldest first. Unreadable files are returned
-// in bad (they are removed by the caller after logging them); temporary
-// files of writers that died are removed when older than a minute.
+// List returns every record, claimed or not, oldest first. Unreadable
+// files are returned in bad and removed, except records of a newer schema
+// version (ErrNewerVersion), which stay for the plexusd that reads them;
+// temporary files of writers that died are removed when older than a
+// minute.
 func (b Box) List() (recs []*Record, bad []error) {
 	ents, err := os.ReadDir(b.Dir)
 	if err != nil {
@@ -157,7 +243,9 @@ func (b Box) List() (recs []*Record, bad []error) {
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
 				bad = append(bad, fmt.Errorf("outbox record %s: %w", p, err))
-				os.Remove(p)
+				if !errors.Is(err, ErrNewerVersion) {
+					os.Remove(p)
+				}
 			}
 			continue
 		}
@@ -177,8 +265,9 @@ func readRecord(p string) (*Record, error) {
 		return nil, err
 	}
 	if r.Version > RecordVersion {
-		return nil, fmt.Errorf("schema version %d is newer than this plexusd's %d", r.Version, RecordVersion)
+		return nil, fmt.Errorf("%w: schema version %d is newer than this plexusd's %d", ErrNewerVersion, r.Version, RecordVersion)
 	}
 	r.Path = p
+	r.Claimed = strings.HasSuffix(p, claimedSuffix)
 	return &r, nil
 }

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -248,8 +249,9 @@ func TestListReportsAndRemovesBadFiles(t *testing.T) {
 }
 
 // A record of a newer schema version (written by a newer shim during an
-// upgrade) is refused, not misread.
-func TestListRefusesNewerVersion(t *testing.T) {
+// upgrade) is refused, not misread, and left in place for the newer
+// plexusd.
+func TestListLeavesNewerVersion(t *testing.T) {
 	b := newBox(t)
 	data, _ := json.Marshal(map[string]any{"version": RecordVersion + 1, "kind": KindAttached, "containerID": "future",
 		"pod": map[string]string{"Namespace": "ns", "Name": "p"}, "created": time.Now()})
@@ -263,12 +265,23 @@ func TestListRefusesNewerVersion(t *testing.T) {
 	if len(recs) != 1 || recs[0].ContainerID != "current" {
 		t.Errorf("records %v, want only current", keys(recs))
 	}
-	if len(bad) != 1 || !strings.Contains(bad[0].Error(), "schema version 2 is newer") || !strings.Contains(bad[0].Error(), p) {
+	if len(bad) != 1 || !errors.Is(bad[0], ErrNewerVersion) || !strings.Contains(bad[0].Error(), "schema version 2 is newer") || !strings.Contains(bad[0].Error(), p) {
 		t.Errorf("bad = %v, want one naming the file and its newer schema version", bad)
 	}
-	// Like every unreadable record, it is removed.
-	if _, err := os.Stat(p); !os.IsNotExist(err) {
-		t.Errorf("newer-version record left: %v", err)
+	// Unlike an unreadable record, it stays, through every scan, and a
+	// Remove of a record listed before the upgrade leaves it too.
+	recs, _ = b.List()
+	before := &Record{Kind: KindAttached, ContainerID: "future", Path: p, Created: time.Now().Add(-time.Hour)}
+	if err := b.Remove(before); err != nil {
+		t.Errorf("Remove: %v", err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if _, cerr := os.Stat(b.ClaimPath(before)); cerr != nil {
+			t.Errorf("newer-version record removed: %v", err)
+		}
+	}
+	if _, bad := b.List(); len(bad) != 1 {
+		t.Errorf("newer-version record not listed again: bad %v", bad)
 	}
 }
 
@@ -343,5 +356,93 @@ func TestWriteRefusesMissingContainerID(t *testing.T) {
 		if f := files(t, b); len(f) != 0 {
 			t.Errorf("files written: %v", f)
 		}
+	}
+}
+
+// A record rewritten while the publisher removes the one it listed (the
+// shim's ADD of a new sandbox, a hot-plug pass) survives, whatever the
+// interleaving: Remove never deletes what it has not read.
+func TestRemoveRacingRewrite(t *testing.T) {
+	b := newBox(t)
+	t0 := time.Now()
+	for i := 0; i < 300; i++ {
+		mustWrite(t, b, rec(KindAttached, "c1", t0.Add(time.Duration(2*i)*time.Microsecond)))
+		listed := mustList(t, b)
+		if len(listed) != 1 {
+			t.Fatalf("round %d: %d records listed, want 1", i, len(listed))
+		}
+		newer := rec(KindAttached, "c1", t0.Add(time.Duration(2*i+1)*time.Microsecond))
+		done := make(chan error)
+		go func() { done <- b.Write(newer) }()
+		if err := b.Remove(listed[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		recs := mustList(t, b)
+		if len(recs) != 1 || !recs[0].Created.Equal(newer.Created) {
+			t.Fatalf("round %d: the record rewritten during Remove is gone: %v", i, keys(recs))
+		}
+		if err := b.Remove(recs[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A claimed record is published from its claim name: a record of the same
+// container and kind written meanwhile takes the unclaimed name and
+// survives the claimed one's removal.
+func TestClaimThenRewriteSurvives(t *testing.T) {
+	b := newBox(t)
+	t0 := time.Now()
+	mustWrite(t, b, rec(KindAttached, "c1", t0))
+	listed := mustList(t, b)
+	c, err := b.Claim(listed[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Claimed || c.Path == listed[0].Path || !c.Created.Equal(t0) {
+		t.Fatalf("claimed %+v", c)
+	}
+	newer := rec(KindAttached, "c1", t0.Add(time.Millisecond))
+	mustWrite(t, b, newer)
+	// Both are listed (the claimed one with its claim name).
+	if recs := mustList(t, b); len(recs) != 2 || !recs[0].Claimed || recs[1].Claimed {
+		t.Fatalf("after the rewrite: %+v", recs)
+	}
+	if err := b.Remove(c); err != nil {
+		t.Fatal(err)
+	}
+	recs := mustList(t, b)
+	if len(recs) != 1 || !recs[0].Created.Equal(newer.Created) || recs[0].Claimed {
+		t.Fatalf("after Remove of the claimed record: %v, want the newer record", keys(recs))
+	}
+	// A claimed record claims as itself; a record gone cannot be claimed.
+	if c2, err := b.Claim(c); err != nil || c2 != c {
+		t.Errorf("Claim of a claimed record: %v %v", c2, err)
+	}
+	if _, err := b.Claim(&Record{Kind: KindAttached, ContainerID: "gone", Path: filepath.Join(b.Dir, "gone.attached.json")}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Claim of a record that is gone: %v, want ErrNotExist", err)
+	}
+}
+
+// DEL drops its container's claimed records too (one being retried), and
+// Pending sees claimed and unclaimed records.
+func TestRemoveContainerClaimed(t *testing.T) {
+	b := newBox(t)
+	mustWrite(t, b, rec(KindFailed, "c1", time.Now()))
+	if _, err := b.Claim(mustList(t, b)[0]); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, b, rec(KindAttached, "c1", time.Now()))
+	if !b.Pending("c1", KindFailed) || !b.Pending("c1", KindAttached) || b.Pending("c1", KindWarned) {
+		t.Errorf("Pending: failed %v attached %v warned %v", b.Pending("c1", KindFailed), b.Pending("c1", KindAttached), b.Pending("c1", KindWarned))
+	}
+	if err := b.RemoveContainer("c1"); err != nil {
+		t.Fatal(err)
+	}
+	if f := files(t, b); len(f) != 0 {
+		t.Errorf("after RemoveContainer: %v", f)
 	}
 }

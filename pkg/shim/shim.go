@@ -1,5 +1,5 @@
 // Package shim is the plexus CNI binary of the daemon deployment
-// (DESIGN.md, "Three stages, two deployments"): plexusd resolves the pod's
+// (docs/architecture.md, "Three stages"): plexusd resolves the pod's
 // attachments from its informers, this process runs them (the attach stage,
 // in the runtime's context and cgroup) and hands the results to plexusd's
 // outbox, which publishes them.
@@ -62,6 +62,9 @@ type invocation struct {
 	// delegates are the delegate runs of this command, for plexusd's
 	// metrics.
 	delegates []wire.DelegateStats
+	// held, when not nil, keeps the Warning records of a DEL until the
+	// container's records are dropped.
+	held *[]*outbox.Record
 }
 
 func load(args *skel.CmdArgs) (*invocation, error) {
@@ -83,13 +86,22 @@ func load(args *skel.CmdArgs) (*invocation, error) {
 		// A Warning event, through plexusd (best effort).
 		rec := &outbox.Record{Kind: outbox.KindWarned, ContainerID: args.ContainerID,
 			Pod: podnet.PodRef{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}, Warnings: []string{msg}}
-		if err := inv.box.Write(rec); err != nil {
-			inv.log.Warn("writing a warning to the outbox", "err", err)
+		if inv.held != nil {
+			*inv.held = append(*inv.held, rec)
 			return
 		}
-		inv.notify(nil)
+		inv.warn(rec)
 	}
 	return inv, nil
+}
+
+// warn hands a Warning record to plexusd.
+func (inv *invocation) warn(rec *outbox.Record) {
+	if err := inv.box.Write(rec); err != nil {
+		inv.log.Warn("writing a warning to the outbox", "err", err)
+		return
+	}
+	inv.notify(nil)
 }
 
 // thinDeployment: no plexusd is configured (or the config is clusterless,
@@ -188,11 +200,6 @@ func cmdDel(args *skel.CmdArgs) error {
 	}
 	defer inv.closeLog()
 	ctx := context.Background()
-	// DEL drops what is pending for its container: a gone sandbox has no
-	// status to publish.
-	if err := inv.box.RemoveContainer(args.ContainerID); err != nil {
-		inv.log.Warn("dropping the container's outbox records", "err", err)
-	}
 	var unavailable error
 	rebuild := func(ctx context.Context, req *podnet.Request) *podnet.Entry {
 		if req.Pod.Name == "" {
@@ -209,7 +216,27 @@ func cmdDel(args *skel.CmdArgs) error {
 		}
 		return &podnet.Entry{ContainerID: req.ContainerID, NetNS: req.NetNS, CNIVersion: inv.conf.CNIVersion, Attachments: resp.Attachments}
 	}
-	err = inv.att.Del(ctx, inv.req, rebuild)
+	unlock, err := inv.att.Lock(inv.req)
+	if err != nil {
+		inv.log.Error("DEL failed", "err", err)
+		inv.observe(inv.stats("DEL", err))
+		return cniError(err)
+	}
+	var held []*outbox.Record
+	inv.held = &held
+	err = inv.att.DelLocked(ctx, inv.req, rebuild)
+	// DEL drops what is pending for its container (a gone sandbox has no
+	// status to publish), under the pod's lock and after the delegates'
+	// DEL: a hot-plug pass that held the lock before may have written a
+	// record, and none can be written after. Then the DEL's own warnings.
+	if rerr := inv.box.RemoveContainer(inv.args.ContainerID); rerr != nil {
+		inv.log.Warn("dropping the container's outbox records", "err", rerr)
+	}
+	inv.held = nil
+	for _, rec := range held {
+		inv.warn(rec)
+	}
+	unlock()
 	if err != nil {
 		inv.log.Error("DEL failed", "err", err)
 	}

@@ -8,6 +8,9 @@
 //	"failAdd":   ADD fails
 //	"failDel":   DEL fails
 //	"failStatus": STATUS fails (plugin not ready)
+//	"holdDel":   a directory: DEL creates "held" in it, then waits (at most
+//	             a minute) until "release" exists there, so a test can act
+//	             while the caller's DEL is under way
 //
 // Without a delegate, ADD returns prevResult (or an empty result), as a
 // chained plugin that changes nothing.
@@ -18,7 +21,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -34,6 +39,7 @@ type conf struct {
 	FailAdd   bool     `json:"failAdd"`
 	FailDel   bool     `json:"failDel"`
 	FailStat  bool     `json:"failStatus"`
+	HoldDel   string   `json:"holdDel"`
 }
 
 func load(b []byte) (*conf, error) {
@@ -86,6 +92,19 @@ func del(args *skel.CmdArgs) error {
 	c, err := load(args.StdinData)
 	if err != nil {
 		return err
+	}
+	if c.HoldDel != "" {
+		if err := os.WriteFile(filepath.Join(c.HoldDel, "held"), nil, 0o600); err != nil {
+			return err
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(c.HoldDel, "release")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("testplugin: DEL held for a minute, never released")
+			}
+		}
 	}
 	if c.FailDel {
 		return fmt.Errorf("testplugin: DEL fails as configured")
