@@ -16,6 +16,7 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/k8s"
 	"github.com/plexus-cni/plexus/pkg/podnet"
+	"github.com/plexus-cni/plexus/pkg/resolve"
 )
 
 // errUnavailable marks a lookup that failed because the API could not be
@@ -63,16 +64,22 @@ func trimPod(obj any) (any, error) {
 	}, nil
 }
 
-// trimNAD is the NAD informer's transform: name, the resourceName
-// annotation and spec.config.
+// trimNAD is the NAD informer's transform: name, spec.config and the
+// annotations resolution reads (resolve.NADAnnotations, the one list of
+// them).
 func trimNAD(obj any) (any, error) {
 	n, ok := obj.(*nadv1.NetworkAttachmentDefinition)
 	if !ok {
 		return obj, nil
 	}
 	var ann map[string]string
-	if v, ok := n.Annotations[resourceNameAnnot]; ok {
-		ann = map[string]string{resourceNameAnnot: v}
+	for _, k := range resolve.NADAnnotations {
+		if v, ok := n.Annotations[k]; ok {
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[k] = v
+		}
 	}
 	return &nadv1.NetworkAttachmentDefinition{
 		TypeMeta: n.TypeMeta,
@@ -82,8 +89,6 @@ func trimNAD(obj any) (any, error) {
 		Spec: n.Spec,
 	}, nil
 }
-
-const resourceNameAnnot = "k8s.v1.cni.cncf.io/resourceName"
 
 // newPodInformer watches the pods of one node.
 func newPodInformer(cl *k8s.Client, node string) cache.SharedIndexInformer {

@@ -116,8 +116,8 @@ func (e *Resolver) element(ctx context.Context, pod *podnet.Pod, req *podnet.Req
 	}
 	a := podnet.Attachment{
 		Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args),
-		ResourceName:  n.Annotations[nad.ResourceNameAnnot],
-		ResourceClaim: n.Annotations[ResourceClaimAnnot],
+		ResourceName:  nadAnnotation(n, nad.ResourceNameAnnot),
+		ResourceClaim: nadAnnotation(n, ResourceClaimAnnot),
 	}
 	for _, w := range requestCapabilities(&a, el, l) {
 		e.warn(name, ifName, w)

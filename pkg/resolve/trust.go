@@ -101,7 +101,7 @@ func (e *Resolver) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni
 	}
 	strip(top)
 	plugins, _ := top["plugins"].([]any)
-	hasResource := n.Annotations[nad.ResourceNameAnnot] != ""
+	hasResource := nadAnnotation(n, nad.ResourceNameAnnot) != ""
 	for _, p := range plugins {
 		pm, ok := p.(map[string]any)
 		if !ok {
