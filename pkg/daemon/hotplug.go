@@ -412,7 +412,9 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 			d.metrics.delegate.WithLabelValues(command, plugins, outcome(err)).Observe(dur.Seconds())
 		}
 	}
-	rc.r = resolve.New(rc.conf, rc.h.nads, rc.h.devices) // as for the shim's ADD
+	src := rc.h.d.sources // as for the shim's ADD
+	src.NADs, src.Devices = rc.h.nads, rc.h.devices
+	rc.r = resolve.New(rc.conf, src)
 	rc.req = &podnet.Request{ContainerID: rc.cid, Pod: podnet.PodRef{Namespace: rc.pod.Namespace, Name: rc.pod.Name, UID: rc.pod.UID}}
 	// The runtime's lock: no ADD, DEL or GC of this pod runs meanwhile.
 	unlock, err := rc.att.Lock(rc.req)

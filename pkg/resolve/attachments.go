@@ -153,7 +153,7 @@ func (e *Resolver) primary(ctx context.Context, pod *podnet.Pod) (*libcni.Networ
 	if filepath.IsAbs(cn) {
 		l, err := e.Confs.Path(cn)
 		if err != nil {
-			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
+			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %w", err)
 		}
 		return l, l.Name, nil
 	}
@@ -166,7 +166,7 @@ func (e *Resolver) primary(ctx context.Context, pod *podnet.Pod) (*libcni.Networ
 	}
 	l, confErr := e.Confs.ByName(cn)
 	if confErr != nil {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config (%v)", cn, e.Conf.MultusNamespace, confErr)
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config (%w)", cn, e.Conf.MultusNamespace, confErr)
 	}
 	return l, l.Name, nil
 }
