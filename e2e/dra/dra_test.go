@@ -481,10 +481,18 @@ func (w *world) claimedPods(t *testing.T, mode string, byAddr map[string]fakesys
 	hostBefore := w.hostLinks(t)
 	tPod := w.runPod(t, "dra-two", template, `[{"name":"sriov-dra","interface":"vf0"},{"name":"sriov-dra-claim","interface":"vf1"}]`)
 	t.Logf("FIGURE %s deployment: pod Running (2 claimed VFs, 2 networks, scheduled by kube-scheduler): %v; primary-only pod %v (%.2fx)", mode, tPod.Round(time.Millisecond), tBase.Round(time.Millisecond), float64(tPod)/float64(tBase))
-	pod, err := w.cs.CoreV1().Pods(podNS).Get(ctx, "dra-two", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// network-status: written before ADD returns by the thin path, soon
+	// after by plexusd (from the outbox).
+	var pod *corev1.Pod
+	var err error
+	poll(t, "network-status of dra-two's 3 interfaces", 10*time.Second, func() (bool, error) {
+		pod, err = w.cs.CoreV1().Pods(podNS).Get(ctx, "dra-two", metav1.GetOptions{})
+		var st []nadv1.NetworkStatus
+		if err == nil {
+			err = json.Unmarshal([]byte(pod.Annotations[nadv1.NetworkStatusAnnot]), &st)
+		}
+		return err == nil && len(st) == 3, err
+	})
 	// The two VFs are in the pod under the requested names.
 	ifs := podInterfaces(t, w.sandboxNetns(t, "dra-two"))
 	if _, ok := ifs["vf0"]; !ok {
