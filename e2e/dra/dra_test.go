@@ -4,13 +4,16 @@
 // ResourceClaimTemplate; kubelet calls the driver's NodePrepareResources;
 // containerd runs plexus, which reads the pod's claim and hands each
 // claimed VF to the sriov plugin; the driver reports the interfaces'
-// network data into the claim's status (KEP-4817).
+// network data into the claim's status (KEP-4817). The pods run in both
+// deployments: the daemon deployment (plexusd resolves, from its
+// informers; the default) and the thin one (plexus-thin resolves).
 package dra_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +64,11 @@ type world struct {
 	driverBin string
 	// vfNames are the host names of the node's VF stand-ins.
 	vfNames map[string]bool
+	// plexus's config: its path and keys (deploy adds daemonSocket).
+	confPath string
+	conf     map[string]any
+	// kubeconfig is plexus's ServiceAccount's; binDir the node's CNI bin.
+	kubeconfig, binDir string
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -149,20 +157,66 @@ func setup(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "plexus-net", "plugins": []any{map[string]any{
+	w.kubeconfig, w.binDir = kc, binDir
+	w.confPath = filepath.Join(base, "net.d", "00-plexus.conflist")
+	w.conf = map[string]any{
 		"type": "plexus", "kubeconfig": kc, "clusterNetwork": primary,
 		"cniDir": filepath.Join(base, "cache"), "binDir": binDir, "confDir": filepath.Join(base, "primary"),
 		"deviceInfoDir": w.devinfo, "logFile": filepath.Join(base, "plexus.log"), "logLevel": "debug",
 		"multusCacheDir": filepath.Join(base, "multus"),
-	}}})
-	if err := os.WriteFile(filepath.Join(base, "net.d", "00-plexus.conflist"), conf, 0o644); err != nil {
-		t.Fatal(err)
 	}
+	w.writeConf(t)
 	w.node = cluster.SharedNode(t, cluster.NodeOptions{CNIBinDir: binDir, CNIConfDir: filepath.Join(base, "net.d")})
 	if w.cs, err = cp.Clientset(); err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// writeConf writes plexus's config (the shim reads it on every exec).
+func (w *world) writeConf(t *testing.T) {
+	t.Helper()
+	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "plexus-net", "plugins": []any{w.conf}})
+	if err := os.WriteFile(w.confPath, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deploy makes the node one of plexus's two deployments until the test
+// ends: "daemon" runs plexusd (the built binary, as the DaemonSet's second
+// container: plexus's ServiceAccount, the node's cache and bin dirs and
+// pod-resources) and points plexus's config at its socket; "thin" has no
+// plexusd and no daemonSocket. It returns the plexusd (nil for thin).
+func (w *world) deploy(t *testing.T, mode string) *testutil.Plexusd {
+	t.Helper()
+	delete(w.conf, "daemonSocket")
+	if mode == "thin" {
+		w.writeConf(t)
+		return nil
+	}
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ml.Addr().String()
+	ml.Close()
+	sock := filepath.Join(w.base, "run", "plexusd.sock")
+	d := &testutil.Plexusd{T: t, Bin: testutil.BuildBinary(t, "plexusd"), Socket: sock, Metrics: addr, LogFile: filepath.Join(w.base, "plexusd.log"),
+		Args: []string{"--kubeconfig", w.kubeconfig, "--node-name", w.node.Name, "--socket", sock,
+			"--cni-dir", filepath.Join(w.base, "cache"), "--bin-dir", w.binDir, "--metrics-address", addr,
+			"--pod-resources-socket", w.node.PodResourcesSocket, "--cni-config", w.confPath, "--log-level", "debug"}}
+	d.Start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plexusd log:\n%s", tail(d.Log(), 4000))
+		}
+		d.Kill()
+		delete(w.conf, "daemonSocket")
+		w.writeConf(t)
+	})
+	w.conf["daemonSocket"] = sock
+	w.writeConf(t)
+	return d
 }
 
 // startDriver runs the sriov-dra-driver binary on a sysfs root and returns
@@ -396,17 +450,49 @@ func TestSRIOVThroughDRA(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The pods, in both deployments: daemon (the default: plexusd
+	// resolves from its informers; the shim never falls back) and thin.
+	for _, mode := range []string{"daemon", "thin"} {
+		t.Run(mode, func(t *testing.T) {
+			d := w.deploy(t, mode)
+			w.claimedPods(t, mode, byAddr)
+			if d == nil {
+				return
+			}
+			if n := d.Metric("plexus_resolve_duration_seconds_count", `result="success"`); n < 2 {
+				t.Errorf("plexusd resolved %v pods, want the baseline's and dra-two's at least: the shim did not use it", n)
+			}
+			if log, _ := os.ReadFile(filepath.Join(w.base, "plexus.log")); strings.Contains(string(log), "running the thin path") {
+				t.Errorf("the shim fell back to the thin path with plexusd running:\n%s", tail(string(log), 3000))
+			}
+		})
+	}
+}
+
+// claimedPods runs the pods of the test in one deployment: a two-VF pod
+// whose networks take the VFs by resourceName and by naming the claim,
+// a pod that asks for more VFs than are free, and the clean-up.
+func (w *world) claimedPods(t *testing.T, mode string, byAddr map[string]fakesysfs.VF) {
+	ctx := context.Background()
 	// Baseline in the same run: a pod with the primary network only.
 	tBase := w.runPod(t, "dra-baseline", "", "")
 	w.deletePod(t, "dra-baseline")
 
 	hostBefore := w.hostLinks(t)
 	tPod := w.runPod(t, "dra-two", template, `[{"name":"sriov-dra","interface":"vf0"},{"name":"sriov-dra-claim","interface":"vf1"}]`)
-	t.Logf("FIGURE pod Running (2 claimed VFs, 2 networks, scheduled by kube-scheduler): %v; primary-only pod %v (%.2fx)", tPod.Round(time.Millisecond), tBase.Round(time.Millisecond), float64(tPod)/float64(tBase))
-	pod, err := w.cs.CoreV1().Pods(podNS).Get(ctx, "dra-two", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Logf("FIGURE %s deployment: pod Running (2 claimed VFs, 2 networks, scheduled by kube-scheduler): %v; primary-only pod %v (%.2fx)", mode, tPod.Round(time.Millisecond), tBase.Round(time.Millisecond), float64(tPod)/float64(tBase))
+	// network-status: written before ADD returns by the thin path, soon
+	// after by plexusd (from the outbox).
+	var pod *corev1.Pod
+	var err error
+	poll(t, "network-status of dra-two's 3 interfaces", 10*time.Second, func() (bool, error) {
+		pod, err = w.cs.CoreV1().Pods(podNS).Get(ctx, "dra-two", metav1.GetOptions{})
+		var st []nadv1.NetworkStatus
+		if err == nil {
+			err = json.Unmarshal([]byte(pod.Annotations[nadv1.NetworkStatusAnnot]), &st)
+		}
+		return err == nil && len(st) == 3, err
+	})
 	// The two VFs are in the pod under the requested names.
 	ifs := podInterfaces(t, w.sandboxNetns(t, "dra-two"))
 	if _, ok := ifs["vf0"]; !ok {

@@ -269,8 +269,8 @@ func TestDaemonSourcesHit(t *testing.T) {
 
 // plexusd's own informers, run against the API: the pod informer holds the
 // pods of its node only, trimmed to what plexus reads; the NAD informer
-// keeps name, resourceName and config; sources over them answer without a
-// request.
+// keeps name, config and the annotations resolution reads
+// (resolve.NADAnnotations); sources over them answer without a request.
 func TestDaemonSourcesInformers(t *testing.T) {
 	k := newKubeEnv(t)
 	ns := k.sourcesNamespace("src-inf")

@@ -29,6 +29,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/k8s"
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podresources"
+	"github.com/plexus-cni/plexus/pkg/resolve"
 )
 
 // DefaultSocket is where plexusd listens.
@@ -75,6 +76,9 @@ type Daemon struct {
 	podSrc  *PodSource
 	nadSrc  *NADSource
 	devices *podresources.Client
+	// sources are what every resolution plexusd makes reads through (the
+	// shim's ADD, hot-plug).
+	sources resolve.Sources
 	metrics *Metrics
 	box     outbox.Box
 	att     *attach.Attacher
@@ -153,6 +157,11 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.podSrc = &PodSource{Informer: d.pods, Client: cl, Metrics: m}
 	d.nadSrc = &NADSource{Informer: d.nads, Client: cl, Metrics: m}
+	dra := &DRASource{Client: cl}
+	// plexusd reads the node's files (clusterNetwork, confDir,
+	// deviceInfoDir) through its container's mounts: one it cannot read is
+	// "unavailable", and the shim resolves in the runtime's context.
+	d.sources = resolve.Sources{NADs: d.nadSrc, Devices: d.devices, Claims: dra, Attributes: dra, Mounted: true}
 	d.att = attach.ForConfig(&config.Conf{CNIDir: opts.CNIDir, BinDir: opts.BinDir, MultusCacheDir: config.DefaultMultusCacheDir}, d.log, "")
 	// Hot-plug (hotplug.go).
 	if opts.CNIConfig != "-" {

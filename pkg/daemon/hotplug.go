@@ -526,13 +526,10 @@ func (rc *reconciliation) run(ctx context.Context, resume bool) error {
 	}
 	// As for the shim's ADD, over NAD lookups remembered for the pass (a
 	// missing NAD is a LIST against the API each time it is asked).
-	rc.r = resolve.New(rc.conf, &passNADs{src: rc.h.nads, seen: map[string]nadLookup{}}, rc.h.devices)
-	if cs, ok := rc.h.nads.(resolve.ClaimSource); ok {
-		rc.r.Claims = cs // DRA claims, as the resolver would find them on the NAD source
-	}
-	if da, ok := rc.h.nads.(resolve.DeviceAttributes); ok {
-		rc.r.Attributes = da
-	}
+	src := rc.h.d.sources
+	src.NADs = &passNADs{src: rc.h.nads, seen: map[string]nadLookup{}}
+	src.Devices = rc.h.devices
+	rc.r = resolve.New(rc.conf, src)
 	rc.req = &podnet.Request{ContainerID: rc.cid, Pod: podnet.PodRef{Namespace: rc.pod.Namespace, Name: rc.pod.Name, UID: rc.pod.UID}}
 	// The runtime's lock: no ADD, DEL or GC of this pod runs meanwhile.
 	unlock, err := rc.att.Lock(rc.req)

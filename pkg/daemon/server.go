@@ -107,18 +107,12 @@ func (d *Daemon) resolve(ctx context.Context, req *wire.Request) (*wire.Response
 		return nil, &wire.Error{Message: err.Error()}
 	}
 	preq := podnet.RequestFromArgs(req.ContainerID, req.NetNS, req.IfName, req.Args)
-	final := func(err error) *wire.Error {
-		msg := fmt.Sprintf("pod %s: %v", preq.Pod, err)
-		if errors.Is(err, errUnavailable) {
-			return &wire.Error{Message: msg, Unavailable: true}
-		}
-		return &wire.Error{Message: msg, Network: podnet.NetworkOf(err)}
-	}
+	final := func(err error) *wire.Error { return answer(preq.Pod, err) }
 	pod, err := d.podSrc.Pod(ctx, preq.Pod)
 	if err != nil {
 		return nil, final(err)
 	}
-	r := resolve.New(conf, d.nadSrc, d.devices)
+	r := resolve.New(conf, d.sources)
 	failed := func(err error) *wire.Error {
 		werr := final(err)
 		if req.Command == "ADD" && !werr.Unavailable {
@@ -136,6 +130,19 @@ func (d *Daemon) resolve(ctx context.Context, req *wire.Request) (*wire.Response
 		}
 	}
 	return &wire.Response{Attachments: atts, Warnings: r.Warnings()}, nil
+}
+
+// answer is a failed resolution's answer to the shim: "unavailable" when
+// plexusd could not tell (the API did not answer, or a file of the node
+// could not be read through plexusd's mounts: podnet.Unavailable), so that
+// the shim resolves in the runtime's own context; else final, naming the
+// pod and the network.
+func answer(pod podnet.PodRef, err error) *wire.Error {
+	msg := fmt.Sprintf("pod %s: %v", pod, err)
+	if podnet.Unavailable(err) {
+		return &wire.Error{Message: msg, Unavailable: true}
+	}
+	return &wire.Error{Message: msg, Network: podnet.NetworkOf(err)}
 }
 
 // failedEvent queues the Warning event of an ADD that failed in

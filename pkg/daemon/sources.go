@@ -16,12 +16,14 @@ import (
 
 	"github.com/plexus-cni/plexus/pkg/k8s"
 	"github.com/plexus-cni/plexus/pkg/podnet"
+	"github.com/plexus-cni/plexus/pkg/resolve"
 )
 
 // errUnavailable marks a lookup that failed because the API could not be
 // asked (the shim then runs the thin path), as opposed to a pod or NAD
-// that is not there.
-var errUnavailable = errors.New("unavailable")
+// that is not there. Resolution tells it, and a node file plexusd cannot
+// read, by podnet.Unavailable.
+var errUnavailable = podnet.ErrUnavailable
 
 // Miss handling: a pod or NAD the informer does not hold (yet) is waited
 // for briefly (the watch usually delivers it within milliseconds), then
@@ -63,16 +65,22 @@ func trimPod(obj any) (any, error) {
 	}, nil
 }
 
-// trimNAD is the NAD informer's transform: name, the resourceName
-// annotation and spec.config.
+// trimNAD is the NAD informer's transform: name, spec.config and the
+// annotations resolution reads (resolve.NADAnnotations, the one list of
+// them).
 func trimNAD(obj any) (any, error) {
 	n, ok := obj.(*nadv1.NetworkAttachmentDefinition)
 	if !ok {
 		return obj, nil
 	}
 	var ann map[string]string
-	if v, ok := n.Annotations[resourceNameAnnot]; ok {
-		ann = map[string]string{resourceNameAnnot: v}
+	for _, k := range resolve.NADAnnotations {
+		if v, ok := n.Annotations[k]; ok {
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[k] = v
+		}
 	}
 	return &nadv1.NetworkAttachmentDefinition{
 		TypeMeta: n.TypeMeta,
@@ -82,8 +90,6 @@ func trimNAD(obj any) (any, error) {
 		Spec: n.Spec,
 	}, nil
 }
-
-const resourceNameAnnot = "k8s.v1.cni.cncf.io/resourceName"
 
 // newPodInformer watches the pods of one node.
 func newPodInformer(cl *k8s.Client, node string) cache.SharedIndexInformer {
@@ -198,14 +204,33 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Claim reads a ResourceClaim (DRA) with one GET: claims are read only for
-// pods whose NADs name one, so plexusd keeps no informer of them.
-func (s *NADSource) Claim(ctx context.Context, namespace, name string) (*podnet.Claim, error) {
-	return s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().Claim(ctx, namespace, name)
+// DRASource reads what DRA pods need (resolve.ClaimSource and
+// resolve.DeviceAttributes) with one request each: claims and slices are
+// read only for pods whose NADs name a claim or a resource, so plexusd
+// keeps no informer of them. An API that does not answer is errUnavailable
+// (the shim runs the thin path).
+type DRASource struct {
+	Client *k8s.Client
+}
+
+// Claim reads a ResourceClaim with one GET.
+func (s *DRASource) Claim(ctx context.Context, namespace, name string) (*podnet.Claim, error) {
+	c, err := s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().Claim(ctx, namespace, name)
+	return c, unavailableUnless(err)
 }
 
 // PoolAttributes reads a DRA driver's ResourceSlice attributes of one pool
-// (resolve.DeviceAttributes) with one LIST, as the thin path does.
-func (s *NADSource) PoolAttributes(ctx context.Context, driver, pool string) (map[string]map[string]string, error) {
-	return s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().PoolAttributes(ctx, driver, pool)
+// with one LIST, as the thin path does.
+func (s *DRASource) PoolAttributes(ctx context.Context, driver, pool string) (map[string]map[string]string, error) {
+	a, err := s.Client.Session(k8s.Options{Budget: missBudget, Total: missBudget, Attempts: 2}).NADs().PoolAttributes(ctx, driver, pool)
+	return a, unavailableUnless(err)
+}
+
+// unavailableUnless marks err errUnavailable unless the API answered it
+// (not found, forbidden, invalid).
+func unavailableUnless(err error) error {
+	if err == nil || apierrors.IsNotFound(err) || isFinal(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errUnavailable, err)
 }

@@ -7,10 +7,13 @@ package devinfo
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // DefaultDir is the device-info spec's base directory.
@@ -45,28 +48,75 @@ func CNIPath(base, network, containerID, ifName string) string {
 
 // Pools tells which device-plugin pool on this node claims a device, from
 // the device-info files under Dir/dp/.
-type Pools struct{ Dir string }
+type Pools struct {
+	Dir string
+	// Mounted says Dir is the node's directory as mounted into a
+	// container (plexusd's): a missing Dir is then a mount that is not
+	// there, which is not the same as no device plugin having written
+	// one, and so an error. On the node itself a missing Dir or Dir/dp
+	// means no pool.
+	Mounted bool
+}
 
 // Claim returns the device-info file by which a device plugin claims a
-// device (a PCI address); "" when none does.
-func (p Pools) Claim(device string) string {
+// device (a PCI address); "" when none does. It fails closed: a directory
+// or file it cannot read is an error wrapping the *fs.PathError, and a
+// file that is not device-info JSON an error naming it, since either may be
+// the pool's claim on the device.
+func (p Pools) Claim(device string) (string, error) {
 	if device == "" {
-		return ""
+		return "", nil
 	}
-	files, _ := filepath.Glob(filepath.Join(p.Dir, "dp", "*-device.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
+	if err := mounted(p.Dir, p.Mounted); err != nil {
+		return "", err
+	}
+	dp := filepath.Join(p.Dir, "dp")
+	ents, err := os.ReadDir(dp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), "-device.json") {
 			continue
+		}
+		f := filepath.Join(dp, e.Name())
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // released since the listing
+		}
+		if err != nil {
+			return "", err
 		}
 		var di struct {
 			Pci *struct {
 				PciAddress string `json:"pci-address"`
 			} `json:"pci"`
 		}
-		if json.Unmarshal(b, &di) == nil && di.Pci != nil && di.Pci.PciAddress == device {
-			return f
+		if err := json.Unmarshal(b, &di); err != nil {
+			return "", fmt.Errorf("device-info %s: %v", f, err)
+		}
+		if di.Pci != nil && di.Pci.PciAddress == device {
+			return f, nil
 		}
 	}
-	return ""
+	return "", nil
+}
+
+// mounted checks, for a Dir read through a container's mount, that the
+// mount is there (an *fs.PathError when not).
+func mounted(dir string, isMount bool) error {
+	if !isMount {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &fs.PathError{Op: "stat", Path: dir, Err: syscall.ENOTDIR}
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package devinfo
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -28,13 +30,21 @@ func DRAPath(base, driver, pool, device string) string {
 }
 
 // DRARecords reads the DRA driver's records of prepared devices under Dir.
-type DRARecords struct{ Dir string }
+type DRARecords struct {
+	Dir string
+	// Mounted: Dir is read through a container's mount (Pools.Mounted).
+	Mounted bool
+}
 
 // Record is the record of a prepared device; nil (no error) when the DRA
-// driver prepared no such device on this node.
+// driver prepared no such device on this node. A record it cannot read is
+// an error wrapping the *fs.PathError.
 func (r DRARecords) Record(driver, pool, device string) (*DRADevice, error) {
+	if err := mounted(r.Dir, r.Mounted); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(DRAPath(r.Dir, driver, pool, device))
-	if os.IsNotExist(err) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {

@@ -57,7 +57,8 @@ func (c *Client) claim(ctx context.Context, namespace, name string) (*podnet.Cla
 		return err
 	})
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("resourceclaim %s/%s not found", namespace, name)
+		// The API's own error stays behind it (apierrors.IsNotFound).
+		return nil, &quietError{msg: fmt.Sprintf("resourceclaim %s/%s not found", namespace, name), err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resourceclaim %s/%s: %w", namespace, name, err)
@@ -149,3 +150,12 @@ func (c *Client) poolAttributes(ctx context.Context, driver, pool string) (map[s
 	}
 	return out, nil
 }
+
+// quietError says msg, and wraps err without repeating it.
+type quietError struct {
+	msg string
+	err error
+}
+
+func (e *quietError) Error() string { return e.msg }
+func (e *quietError) Unwrap() error { return e.err }

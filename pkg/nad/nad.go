@@ -30,7 +30,7 @@ func DelegateConf(n *nadv1.NetworkAttachmentDefinition, byName func(string) (*li
 	if strings.TrimSpace(n.Spec.Config) == "" {
 		l, err := byName(n.Name)
 		if err != nil {
-			return nil, fmt.Errorf("field \"spec.config\" is empty and %v", err)
+			return nil, fmt.Errorf("field \"spec.config\" is empty and %w", err)
 		}
 		return l, nil
 	}
@@ -64,16 +64,21 @@ func (c LocalConfs) Path(path string) (*libcni.NetworkConfigList, error) {
 func (c LocalConfs) Auxiliary() (*libcni.NetworkConfigList, error) { return c.Conf.AuxiliaryChain() }
 
 // ConfByName finds the conf or conflist in dir whose network name is name.
+// A dir or file it cannot read (a missing dir too) is an error wrapping the
+// *fs.PathError: the config may be the one it could not read.
 func ConfByName(dir, name string) (*libcni.NetworkConfigList, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no CNI config named %q: %w", name, err)
+	}
 	files, err := libcni.ConfFiles(dir, []string{".conflist", ".conf", ".json"})
 	if err != nil {
-		return nil, fmt.Errorf("no CNI config named %q: reading %s: %v", name, dir, err)
+		return nil, fmt.Errorf("no CNI config named %q: reading %s: %w", name, dir, err)
 	}
 	sort.Strings(files)
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("looking for the CNI config named %q: %w", name, err)
 		}
 		var probe struct {
 			Name string `json:"name"`
@@ -95,7 +100,7 @@ func ConfByName(dir, name string) (*libcni.NetworkConfigList, error) {
 func FirstConf(dir string) (*libcni.NetworkConfigList, string, error) {
 	files, err := libcni.ConfFiles(dir, []string{".conflist", ".conf", ".json"})
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %v", dir, err)
+		return nil, "", fmt.Errorf("reading %s: %w", dir, err)
 	}
 	sort.Strings(files)
 	for _, f := range files {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -38,7 +39,23 @@ var (
 	ErrPodNotFound = errors.New("pod not found")
 	// ErrNADNotFound is wrapped by a NAD source for a NAD that is not there.
 	ErrNADNotFound = errors.New("network-attachment-definition not found")
+	// ErrUnavailable is wrapped by a source that could not be asked now
+	// (plexusd: the API did not answer for an object its informers lack).
+	ErrUnavailable = errors.New("unavailable")
 )
+
+// Unavailable reports whether err says the answer could not be had here
+// and now, rather than that the request is wrong: a source that could not
+// be asked (ErrUnavailable), or a file or directory of the node that could
+// not be read (an *fs.PathError: a clusterNetwork or confDir file, a
+// device-info file). plexusd, which sees the node's files through its
+// container's mounts, answers such a failure "unavailable" and the shim
+// resolves in the runtime's own context instead (docs/architecture.md,
+// "Three stages"); resolution never takes it for "none".
+func Unavailable(err error) bool {
+	var pe *fs.PathError
+	return errors.Is(err, ErrUnavailable) || errors.As(err, &pe)
+}
 
 // Attachment is one interface of a container: the delegate plexus runs for it.
 type Attachment struct {

@@ -120,8 +120,8 @@ func (e *Resolver) element(ctx context.Context, pod *podnet.Pod, req *podnet.Req
 	}
 	a := podnet.Attachment{
 		Network: name, IfName: ifName, ConfList: l.Bytes, CNIArgs: delegate.Args(req.Args),
-		ResourceName:  n.Annotations[nad.ResourceNameAnnot],
-		ResourceClaim: n.Annotations[ResourceClaimAnnot],
+		ResourceName:  nadAnnotation(n, nad.ResourceNameAnnot),
+		ResourceClaim: nadAnnotation(n, ResourceClaimAnnot),
 	}
 	for _, w := range requestCapabilities(&a, el, l) {
 		e.warn(name, ifName, w)
@@ -157,7 +157,7 @@ func (e *Resolver) primary(ctx context.Context, pod *podnet.Pod) (*libcni.Networ
 	if filepath.IsAbs(cn) {
 		l, err := e.Confs.Path(cn)
 		if err != nil {
-			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %v", err)
+			return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %w", err)
 		}
 		return l, l.Name, nil
 	}
@@ -170,7 +170,7 @@ func (e *Resolver) primary(ctx context.Context, pod *podnet.Pod) (*libcni.Networ
 	}
 	l, confErr := e.Confs.ByName(cn)
 	if confErr != nil {
-		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config (%v)", cn, e.Conf.MultusNamespace, confErr)
+		return nil, "", fmt.Errorf("plexus config: key \"clusterNetwork\": %q is neither a NAD in namespace %q nor a CNI config (%w)", cn, e.Conf.MultusNamespace, confErr)
 	}
 	return l, l.Name, nil
 }

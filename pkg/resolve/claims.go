@@ -51,33 +51,6 @@ type claimDevice struct {
 	used     bool
 }
 
-func (e *Resolver) claimSource() ClaimSource {
-	if e.Claims != nil {
-		return e.Claims
-	}
-	if cs, ok := e.NADs.(ClaimSource); ok {
-		return cs
-	}
-	return nil
-}
-
-func (e *Resolver) deviceAttributes() DeviceAttributes {
-	if e.Attributes != nil {
-		return e.Attributes
-	}
-	if da, ok := e.NADs.(DeviceAttributes); ok {
-		return da
-	}
-	return nil
-}
-
-func (e *Resolver) draDevices() DRADeviceSource {
-	if e.DRADevices != nil {
-		return e.DRADevices
-	}
-	return devinfo.DRARecords{Dir: e.deviceInfoDir()}
-}
-
 // assignClaimDevices gives VFs from the pod's ResourceClaims to the
 // attachments whose NAD names a claim (ResourceClaimAnnot), and to those
 // whose NAD's resourceName is the resourceName attribute of VFs the pod's
@@ -105,7 +78,9 @@ func (e *Resolver) assignClaimDevices(ctx context.Context, pod *podnet.Pod, req 
 	}
 	devs, err := e.podClaimDevices(ctx, pod, atts)
 	if err != nil {
-		if explicit {
+		if explicit || podnet.Unavailable(err) {
+			// A claim or a record that could not be read here and now
+			// may hold the VF: no device plugin's VF instead of it.
 			return nil, err
 		}
 		// Only resourceName matches were possible: a pod whose claims are
@@ -186,11 +161,14 @@ func (e *Resolver) podClaimDevices(ctx context.Context, pod *podnet.Pod, atts []
 			break
 		}
 	}
-	src := e.claimSource()
+	src := e.Claims
 	if src == nil {
 		return nil, podnet.AttachError(first.Network, first.IfName, fmt.Errorf("the pod has resourceClaims, but no claim source (the API) is available in this mode"))
 	}
-	recs := e.draDevices()
+	recs := e.DRADevices
+	if recs == nil {
+		recs = devinfo.DRARecords{Dir: e.deviceInfoDir()}
+	}
 	pools := map[[2]string]map[string]map[string]string{}
 	var out []*claimDevice
 	for _, pc := range pod.ResourceClaims {
@@ -241,7 +219,7 @@ func (e *Resolver) setDevice(a *podnet.Attachment, req *podnet.Request, id strin
 // k8s.cni.cncf.io/deviceID attribute, as a record; nil for every other.
 // pools caches each driver's pool for one resolution.
 func (e *Resolver) attributeDevice(ctx context.Context, r podnet.ClaimResult, pools map[[2]string]map[string]map[string]string) (*devinfo.DRADevice, error) {
-	src := e.deviceAttributes()
+	src := e.Attributes
 	if src == nil {
 		return nil, nil
 	}

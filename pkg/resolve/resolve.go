@@ -47,9 +47,31 @@ type AdminConfs interface {
 }
 
 // DevicePools tells which device-plugin pool on this node claims a device:
-// the evidence (a device-info file) or "".
+// the evidence (a device-info file) or "". A file or directory it cannot
+// read is an error (wrapping the *fs.PathError): the guard it serves fails
+// closed.
 type DevicePools interface {
-	Claim(device string) string
+	Claim(device string) (string, error)
+}
+
+// Sources are what a Resolver reads the cluster and the node through,
+// each passed by the deployment that builds it. A nil source is one that
+// deployment does not have: nothing is found by probing another source.
+type Sources struct {
+	NADs NADSource
+	// Devices: kubelet's device assignments (nil: a NAD naming a resource
+	// fails).
+	Devices DeviceSource
+	// Claims reads the pod's ResourceClaims (nil: a NAD naming a claim
+	// fails, and resourceName matches against claimed VFs are skipped).
+	Claims ClaimSource
+	// Attributes reads other DRA drivers' devices (nil: only the VFs
+	// plexus's own DRA driver prepared are found). See claims.go.
+	Attributes DeviceAttributes
+	// Mounted says the node's files are read through a container's mounts
+	// (plexusd): a missing deviceInfoDir is then a mount that is not there
+	// (unreadable, podnet.Unavailable), not an empty directory.
+	Mounted bool
 }
 
 // Resolver resolves the networks of one pod.
@@ -59,13 +81,11 @@ type Resolver struct {
 	Devices DeviceSource // nil when no device lookups are possible
 	Confs   AdminConfs
 	Pools   DevicePools
-	// Claims reads the pod's ResourceClaims (nil: the NAD source, when it
-	// is a ClaimSource too); DRADevices the DRA driver's prepared VFs (nil:
-	// its records under DeviceInfoDir). See claims.go.
+	// Claims reads the pod's ResourceClaims, DRADevices the DRA driver's
+	// prepared VFs (its records under DeviceInfoDir), Attributes other DRA
+	// drivers' devices; nil Claims or Attributes: none (see Sources).
 	Claims     ClaimSource
 	DRADevices DRADeviceSource
-	// Attributes reads other DRA drivers' devices (nil: the NAD source,
-	// when it is a DeviceAttributes too; else none).
 	Attributes DeviceAttributes
 	// DeviceInfoDir is the base of device-info files (devinfo.DefaultDir
 	// when empty).
@@ -74,12 +94,14 @@ type Resolver struct {
 	warnings []string
 }
 
-// New is the Resolver of plexus's config c over a NAD source and a device
-// source (nil: none), with the node's admin configs (confDir, clusterNetwork
-// files) and its device-plugin pools.
-func New(c *config.Conf, nads NADSource, devices DeviceSource) *Resolver {
-	return &Resolver{Conf: c, NADs: nads, Devices: devices, Confs: nad.LocalConfs{Conf: c},
-		Pools: devinfo.Pools{Dir: devinfo.Base(c.DeviceInfoDir)}, DeviceInfoDir: c.DeviceInfoDir}
+// New is the Resolver of plexus's config c over src, with the node's admin
+// configs (confDir, clusterNetwork files), its device-plugin pools and its
+// DRA driver's records read from the node's files.
+func New(c *config.Conf, src Sources) *Resolver {
+	base := devinfo.Base(c.DeviceInfoDir)
+	return &Resolver{Conf: c, NADs: src.NADs, Devices: src.Devices, Claims: src.Claims, Attributes: src.Attributes,
+		Confs: nad.LocalConfs{Conf: c}, Pools: devinfo.Pools{Dir: base, Mounted: src.Mounted}, DRADevices: devinfo.DRARecords{Dir: base, Mounted: src.Mounted},
+		DeviceInfoDir: c.DeviceInfoDir}
 }
 
 // Attachments builds the pod's attachment list (see attachments.go).

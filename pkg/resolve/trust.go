@@ -101,7 +101,7 @@ func (e *Resolver) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni
 	}
 	strip(top)
 	plugins, _ := top["plugins"].([]any)
-	hasResource := n.Annotations[nad.ResourceNameAnnot] != ""
+	hasResource := nadAnnotation(n, nad.ResourceNameAnnot) != ""
 	for _, p := range plugins {
 		pm, ok := p.(map[string]any)
 		if !ok {
@@ -118,7 +118,11 @@ func (e *Resolver) vetTenantConf(n *nadv1.NetworkAttachmentDefinition, l *libcni
 				continue
 			}
 			dev, _ := v.(string)
-			if file := e.Pools.Claim(dev); file != "" {
+			file, err := e.Pools.Claim(dev)
+			if err != nil {
+				return nil, nil, fmt.Errorf("field %q: device %s: cannot tell whether a device-plugin pool on this node owns it: %w", key, dev, err)
+			}
+			if file != "" {
 				return nil, nil, fmt.Errorf("field %q: device %s belongs to a device-plugin pool (device-info %s); request it with the NAD annotation %s instead of naming it", key, dev, file, nad.ResourceNameAnnot)
 			}
 		}

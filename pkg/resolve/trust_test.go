@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/plexus-cni/plexus/pkg/delegate"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
@@ -248,8 +250,7 @@ func TestVetTenantConf(t *testing.T) {
 func TestPoolOf(t *testing.T) {
 	e, _ := newEngine(t, `"clusterNetwork":"pri"`, nads())
 	writeDPDeviceInfo(t, e.DeviceInfoDir, "example.com/pool_b", "0000:81:00.4")
-	// Files that are not device-info of a PCI device are ignored.
-	writeFile(t, filepath.Join(e.DeviceInfoDir, "dp", "junk-0000:81:00.5-device.json"), "{not json")
+	// Device-info of other than a PCI device is not a claim on one.
 	writeFile(t, filepath.Join(e.DeviceInfoDir, "dp", "vdpa-0000:81:00.6-device.json"), `{"type":"vdpa","version":"1.1.0","vdpa":{"parent-device":"vdpa:0000:81:00.6"}}`)
 	writeFile(t, filepath.Join(e.DeviceInfoDir, "cni", "a-x-c1-net1-device.json"), `{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:81:00.7"}}`)
 	tests := map[string]*regexp.Regexp{
@@ -260,9 +261,52 @@ func TestPoolOf(t *testing.T) {
 		"":             regexp.MustCompile(`^$`),
 	}
 	for dev, want := range tests {
-		if got := e.Pools.Claim(dev); !want.MatchString(got) {
-			t.Errorf("poolOf(%q) = %q, want %s", dev, got, want)
+		if got, err := e.Pools.Claim(dev); err != nil || !want.MatchString(got) {
+			t.Errorf("poolOf(%q) = %q, %v, want %s", dev, got, err, want)
 		}
+	}
+}
+
+// The guard against a NAD hard-coding a device-plugin pool's VF fails
+// closed: a device-info file it cannot read, or cannot parse, may be the
+// pool's claim on the device, so the NAD is refused (naming the field and
+// the file), never let through.
+func TestVetTenantConfPoolsUnreadable(t *testing.T) {
+	for name, setup := range map[string]func(t *testing.T, dp string){
+		// root reads any mode; a symlink loop it cannot open.
+		"unreadable file": func(t *testing.T, dp string) {
+			if err := os.Symlink("loop-0000:81:00.5-device.json", filepath.Join(dp, "loop-0000:81:00.5-device.json")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"not device-info": func(t *testing.T, dp string) {
+			writeFile(t, filepath.Join(dp, "junk-0000:81:00.5-device.json"), "{not json")
+		},
+		"dp not a directory": func(t *testing.T, dp string) {
+			os.Remove(dp)
+			writeFile(t, dp, "")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, _ := newEngine(t, `"clusterNetwork":"pri"`, nads())
+			dp := filepath.Join(e.DeviceInfoDir, "dp")
+			if err := os.MkdirAll(dp, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			setup(t, dp)
+			n := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hd"}}
+			l, err := delegate.ConfList([]byte(`{"cniVersion":"1.0.0","name":"hd","type":"host-device","deviceID":"0000:81:00.5"}`), "hd", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = e.vetTenantConf(n, l, false)
+			if err == nil || !strings.HasPrefix(err.Error(), `field "deviceID": device 0000:81:00.5: cannot tell whether a device-plugin pool on this node owns it: `) {
+				t.Fatalf("vetTenantConf: %v, want a refusal naming the field and the device", err)
+			}
+			if !strings.Contains(err.Error(), dp) {
+				t.Errorf("error %q does not name the device-info it could not read", err)
+			}
+		})
 	}
 }
 

@@ -103,6 +103,10 @@ type Sources struct {
 	NADs    resolve.NADSource
 	Sink    publish.Sink
 	Devices resolve.DeviceSource
+	// Claims and Attributes read DRA ResourceClaims and other drivers'
+	// devices (nil: not in this mode).
+	Claims     resolve.ClaimSource
+	Attributes resolve.DeviceAttributes
 	// LocalNADs serves NADs without the API (clusterless mode), for STATUS.
 	LocalNADs resolve.NADSource
 	Close     func()
@@ -153,8 +157,8 @@ func setup(args *skel.CmdArgs) (*Engine, *podnet.Request, func(), error) {
 	}
 	e := &Engine{
 		Conf: conf, Pods: src.Pods, Sink: src.Sink, Log: log,
-		Resolver: resolve.New(conf, src.NADs, src.Devices),
-		Local:    resolve.New(conf, local, nil),
+		Resolver: resolve.New(conf, resolve.Sources{NADs: src.NADs, Devices: src.Devices, Claims: src.Claims, Attributes: src.Attributes}),
+		Local:    resolve.New(conf, resolve.Sources{NADs: local}),
 		Attacher: attach.ForConfig(conf, log, args.Path),
 	}
 	e.Attacher.Warn = func(ctx context.Context, pod *podnet.Pod, msg string) { src.Sink.Warned(ctx, pod, []string{msg}) }

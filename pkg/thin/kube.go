@@ -39,6 +39,9 @@ func newKubeSources(c *config.Conf, log *slog.Logger, containerID string) (*Sour
 	dev := podresources.NewClient(c.PodResourcesSocket)
 	return &Sources{
 		Pods: cl.Pods(), NADs: cl.NADs(), Sink: cl.Status(), Devices: dev,
+		// ResourceClaims and ResourceSlices: one request each, through
+		// the same client.
+		Claims: cl.NADs(), Attributes: cl.NADs(),
 		Close: func() {
 			for _, e := range cl.EventErrors() {
 				log.Warn("recording an Event failed", "err", e)
