@@ -21,8 +21,9 @@ import (
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
-// Unit tests of the resolution logic (stage 1 of DESIGN.md) over in-memory
-// sources; the real API and clusterless directory are tested elsewhere.
+// Unit tests of the resolution logic (docs/architecture.md, "Three
+// stages") over in-memory sources; the real API and clusterless directory
+// are tested elsewhere.
 
 // fakeNADs is an in-memory NADSource that records every lookup.
 type fakeNADs struct {
