@@ -52,16 +52,6 @@ func nads(ns ...*nadv1.NetworkAttachmentDefinition) *fakeNADs {
 	return f
 }
 
-// fakePods is an in-memory PodSource.
-type fakePods map[string]*podnet.Pod
-
-func (f fakePods) Pod(_ context.Context, ref podnet.PodRef) (*podnet.Pod, error) {
-	if p := f[ref.String()]; p != nil {
-		return p, nil
-	}
-	return nil, fmt.Errorf("%s: %w", ref, podnet.ErrPodNotFound)
-}
-
 func newNAD(namespace, name, config string, annotations map[string]string) *nadv1.NetworkAttachmentDefinition {
 	return &nadv1.NetworkAttachmentDefinition{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations},
