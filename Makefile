@@ -7,6 +7,9 @@ CMDS := plexus plexus-thin plexusd sriov passthru sriov-device-plugin plexus-ins
 CNI_PLUGINS_VERSION := v1.9.1
 WHEREABOUTS_VERSION := v0.9.2
 GOTEST_TIMEOUT ?= 45m
+# staticcheck, built by `go run` from the module proxy at this version
+# (checksums verified against sum.golang.org; cached after the first run).
+STATICCHECK_VERSION := v0.6.1
 # Extra prerequisites of `make test` (e.g. the local Kubernetes binaries).
 TEST_PREREQS := deps build cni-plugins k8s flannel
 export CGO_ENABLED := 0
@@ -30,7 +33,7 @@ define newline
 
 endef
 
-.PHONY: all build deps cni-plugins test vet unit demo bench fuzz clean
+.PHONY: all build deps cni-plugins test vet lint unit demo bench fuzz clean
 
 all: build
 
@@ -56,13 +59,23 @@ whereabouts:
 vet:
 	$(GO) vet ./...
 
-# Everything CI runs: vet, unit tests, root integration and cluster tests.
+# go vet, staticcheck (staticcheck.conf) and the project's own rules
+# (hack/plexuslint: no raw netlink dumps outside netlinksafe, no PLEXUS_*
+# variables read by production code, no Kubernetes/grpc/protobuf/net/http
+# package in the shim's import graph), each as a go vet tool.
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/plexuslint ./hack/plexuslint
+	$(GO) vet -vettool=$(BIN)/plexuslint ./...
+
+# Everything CI runs: lint, unit tests, root integration and cluster tests.
 # The plexus binary the e2e suites exec is built with coverage (GOCOVERDIR):
 # the figure for the engine's packages is printed after the tests.
 COVER_DIR := $(BIN)/cover
 ENGINE_PKGS := github.com/plexus-cni/plexus/pkg/thin,github.com/plexus-cni/plexus/pkg/resolve,github.com/plexus-cni/plexus/pkg/attach,github.com/plexus-cni/plexus/pkg/publish,github.com/plexus-cni/plexus/pkg/delegate,github.com/plexus-cni/plexus/pkg/cache
-test: $(TEST_PREREQS)
-	$(GO) vet ./...
+test: lint $(TEST_PREREQS)
 	rm -rf $(COVER_DIR) && mkdir -p $(COVER_DIR)
 	GOCOVERDIR=$(COVER_DIR) PLEXUS_REQUIRE_ROOT=1 $(GO) test -count=1 -timeout $(GOTEST_TIMEOUT) ./...
 	@echo "coverage of the engine through the exec'd plexus binary (e2e):"

@@ -384,7 +384,7 @@ func TestExampleNADs(t *testing.T) {
 			if _, ok := probe["plugins"]; ok {
 				_, err = libcni.ConfListFromBytes(conf)
 			} else {
-				_, err = libcni.ConfFromBytes(conf)
+				_, err = libcni.NetworkPluginConfFromBytes(conf)
 			}
 			if err != nil {
 				t.Errorf("%s: NAD %s: spec.config: %v", f, name, err)

@@ -322,8 +322,8 @@ func decodedAs(config string) []string {
 		l, err = libcni.ConfListFromBytes(raw)
 	} else {
 		var c *libcni.PluginConfig
-		if c, err = libcni.ConfFromBytes(raw); err == nil {
-			l, err = libcni.ConfListFromConf(c)
+		if c, err = libcni.NetworkPluginConfFromBytes(raw); err == nil {
+			l = &libcni.NetworkConfigList{Plugins: []*libcni.PluginConfig{c}}
 		}
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 )
 
@@ -129,7 +130,7 @@ func LocalDown(w io.Writer) error {
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
-	if l, err := netlink.LinkByName("plxcluster0"); err == nil {
+	if l, err := netlinksafe.LinkByName("plxcluster0"); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
 			errs = append(errs, err)
 		}

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 )
 
@@ -576,7 +577,7 @@ func (s *nodeState) teardown() []error {
 		_ = os.RemoveAll("/run/containerd")
 	}
 	removeKubepodsCgroups()
-	if l, err := netlink.LinkByName(nodeVeth); err == nil {
+	if l, err := netlinksafe.LinkByName(nodeVeth); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", nodeVeth, err))
 		}
@@ -595,7 +596,7 @@ func (n *Node) writeState() error {
 
 // setupNodeVeth creates the veth pair carrying the node IP.
 func setupNodeVeth() error {
-	if l, err := netlink.LinkByName(nodeVeth); err == nil {
+	if l, err := netlinksafe.LinkByName(nodeVeth); err == nil {
 		_ = netlink.LinkDel(l)
 	}
 	la := netlink.NewLinkAttrs()
@@ -604,7 +605,7 @@ func setupNodeVeth() error {
 		return fmt.Errorf("veth %s: %w", nodeVeth, err)
 	}
 	for _, name := range []string{nodeVeth, nodeVethPeer} {
-		l, err := netlink.LinkByName(name)
+		l, err := netlinksafe.LinkByName(name)
 		if err != nil {
 			return fmt.Errorf("veth %s: %w", name, err)
 		}

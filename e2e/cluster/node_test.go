@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/plexus-cni/plexus/pkg/testutil"
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
@@ -31,7 +32,7 @@ func smokeNodeOptions(t *testing.T) NodeOptions {
 		testutil.RefPlugin(t, p)
 	}
 	t.Cleanup(func() {
-		if l, err := netlink.LinkByName(smokeBridge); err == nil {
+		if l, err := netlinksafe.LinkByName(smokeBridge); err == nil {
 			_ = netlink.LinkDel(l)
 		}
 		_ = os.RemoveAll(smokeIPAMDir)
@@ -131,11 +132,11 @@ func sandboxNetns(t *testing.T, n *Node, uid string) string {
 
 func bridgePorts(t *testing.T) int {
 	t.Helper()
-	br, err := netlink.LinkByName(smokeBridge)
+	br, err := netlinksafe.LinkByName(smokeBridge)
 	if err != nil {
 		return 0
 	}
-	links, err := netlink.LinkList()
+	links, err := netlinksafe.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestNodeStopLeavesNothing(t *testing.T) {
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(mi), n.Dir) {
 		left = append(left, "mounts under "+n.Dir)
 	}
-	if _, err := netlink.LinkByName(nodeVeth); err == nil {
+	if _, err := netlinksafe.LinkByName(nodeVeth); err == nil {
 		left = append(left, "veth "+nodeVeth)
 	}
 	if c := bridgePorts(t); c != 0 {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -158,8 +157,6 @@ func waitFor(what string, timeout, interval time.Duration, cond func() (bool, er
 		time.Sleep(interval)
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // keepLogs copies dir's *.log files to $PLEXUS_E2E_KEEP_LOGS/<base of dir>/
 // when that variable is set, before dir is removed.

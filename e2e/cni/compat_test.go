@@ -1,8 +1,9 @@
 package cni_test
 
-// Drop-in compatibility with Multus (DESIGN.md, "Compatibility rule"): the
-// NADs and annotations that work under Multus work the same here, and where
-// plexus is stricter it verifies the outcome instead of refusing.
+// Drop-in compatibility with Multus (docs/architecture.md, "Compatibility
+// rule"): the NADs and annotations that work under Multus work the same
+// here, and where plexus is stricter it verifies the outcome instead of
+// refusing.
 
 import (
 	"context"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -104,7 +105,7 @@ func TestDefaultRoute(t *testing.T) {
 	}
 	var defaults []string
 	p.NS.Do(func(ns.NetNS) error {
-		routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
+		routes, _ := netlinksafe.RouteList(nil, netlink.FAMILY_V4)
 		for _, r := range routes {
 			if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
 				l, _ := netlink.LinkByIndex(r.LinkIndex)

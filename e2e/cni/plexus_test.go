@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -228,7 +229,7 @@ func TestCheckReportsDeletedInterface(t *testing.T) {
 		t.Fatalf("CHECK of a healthy pod: %v", err)
 	}
 	p.NS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("net1")
+		l, err := netlinksafe.LinkByName("net1")
 		if err == nil {
 			err = netlink.LinkDel(l)
 		}

@@ -1,6 +1,6 @@
 package cni_test
 
-// Trust boundaries and state safety (DESIGN.md, "Trust model"): a NAD is
+// Trust boundaries and state safety (docs/architecture.md, "Trust model"): a NAD is
 // tenant input, and plexus's own bookkeeping never frees what a live pod
 // uses nor wedges a sandbox. Each test here failed on the code before the
 // fix it covers.

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
@@ -145,7 +146,7 @@ func setup(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	cluster.AtTeardown(func() {
-		if l, err := netlink.LinkByName("pxdra-br"); err == nil {
+		if l, err := netlinksafe.LinkByName("pxdra-br"); err == nil {
 			netlink.LinkDel(l)
 		}
 	})
@@ -367,12 +368,12 @@ func TestSRIOVThroughDRA(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if l, err := netlink.LinkByName("pxdrapf"); err == nil {
+		if l, err := netlinksafe.LinkByName("pxdrapf"); err == nil {
 			netlink.LinkDel(l)
 		}
 	})
 	for _, n := range []string{"pxdrapfp", "pxdrapf"} {
-		l, err := netlink.LinkByName(n)
+		l, err := netlinksafe.LinkByName(n)
 		if err == nil {
 			err = netlink.LinkSetUp(l)
 		}
@@ -381,7 +382,7 @@ func TestSRIOVThroughDRA(t *testing.T) {
 		}
 	}
 	poll(t, "pxdrapf operationally up", 10*time.Second, func() (bool, error) {
-		l, err := netlink.LinkByName("pxdrapf")
+		l, err := netlinksafe.LinkByName("pxdrapf")
 		return err == nil && l.Attrs().OperState == netlink.OperUp, err
 	})
 	// The driver runs as deployments/sriov-dra.yaml has it: its
@@ -394,7 +395,7 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	})
 	// Health: the PF's link goes down, its VFs leave the slice; back up,
 	// they return.
-	pf, _ := netlink.LinkByName("pxdrapf")
+	pf, _ := netlinksafe.LinkByName("pxdrapf")
 	down := time.Now()
 	if err := netlink.LinkSetDown(pf); err != nil {
 		t.Fatal(err)
@@ -676,7 +677,7 @@ func dirList(dir string) string {
 // hostLinks lists which of this test's VF stand-ins are in the host, with
 // their MACs (other tests' links are not looked at).
 func (w *world) hostLinks(t *testing.T) string {
-	links, err := netlink.LinkList()
+	links, err := netlinksafe.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}

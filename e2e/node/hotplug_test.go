@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -442,7 +442,7 @@ func TestHotplugSRIOV(t *testing.T) {
 	if _, ok := byAddr[vf1]; !ok || vf1 == vf0 {
 		t.Fatalf("hot-plugged VF %s (vf0 has %s; the PF's VFs %v)", vf1, vf0, byAddr)
 	}
-	if _, err := netlink.LinkByName(byAddr[vf1].Netdev); err == nil {
+	if _, err := netlinksafe.LinkByName(byAddr[vf1].Netdev); err == nil {
 		t.Errorf("VF %s (%s) is still on the host", vf1, byAddr[vf1].Netdev)
 	}
 	t.Logf("SR-IOV VF hot-plugged in %v (PATCH → in the pod and network-status)", took.Round(time.Millisecond))
@@ -457,14 +457,14 @@ func TestHotplugSRIOV(t *testing.T) {
 
 	w.setNetworks(t, pod.Name, `[{"name":"sriov-n","interface":"vf0"}]`)
 	until(t, 5*time.Second, "vf1's VF back on the host under its name, out of network-status", func() bool {
-		_, err := netlink.LinkByName(byAddr[vf1].Netdev)
+		_, err := netlinksafe.LinkByName(byAddr[vf1].Netdev)
 		_, ok := w.statusOf(t, pod.Name)["vf1"]
 		return err == nil && !ok
 	}, w.dump(pod.Name))
 	w.deletePod(t, pod.Name)
 	waitFor(t, "both VFs back on the host, nothing of the pod left", func() bool {
 		for _, a := range []string{vf0, vf1} {
-			if _, err := netlink.LinkByName(byAddr[a].Netdev); err != nil {
+			if _, err := netlinksafe.LinkByName(byAddr[a].Netdev); err != nil {
 				return false
 			}
 		}

@@ -36,6 +36,7 @@ import (
 	cnitypes "github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
@@ -341,7 +342,7 @@ func (w *world) multusAttach(t *testing.T, pod *corev1.Pod, sb sandbox, vf fakes
 
 	// net1: no interface requested, Multus names it net<index>.
 	cni := libcni.NewCNIConfigWithCacheDir([]string{w.binDir}, t.TempDir(), nil)
-	bconf, err := libcni.ConfFromBytes(bridge.Bytes)
+	bconf, err := libcni.NetworkPluginConfFromBytes(bridge.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +370,7 @@ func (w *world) sriovCNIAdd(t *testing.T, stdin []byte, sb sandbox, cniArgs [][2
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := netlink.LinkByName(vf.Netdev)
+	l, err := netlinksafe.LinkByName(vf.Netdev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func (w *world) sriovCNIAdd(t *testing.T, stdin []byte, sb sandbox, cniArgs [][2
 		ip.Interface = current.Int(0)
 	}
 	if err := podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(vf.Netdev)
+		l, err := netlinksafe.LinkByName(vf.Netdev)
 		if err != nil {
 			return err
 		}
@@ -488,7 +489,7 @@ func (sb sandbox) leftovers(vf fakesysfs.VF, orig origVF) []string {
 	if e, err := (cache.Store{Dir: filepath.Join(baseDir, "cache")}).Load(sb.ID); e != nil || err != nil {
 		left = append(left, fmt.Sprintf("plexus cache entry %s (%v)", sb.ID, err))
 	}
-	l, err := netlink.LinkByName(vf.Netdev)
+	l, err := netlinksafe.LinkByName(vf.Netdev)
 	switch {
 	case err != nil:
 		left = append(left, fmt.Sprintf("VF %s not in the host netns as %s: %v", vf.Addr, vf.Netdev, err))

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/typed/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
@@ -182,7 +183,7 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 	// the package's tests end.
 	cluster.AtTeardown(func() {
 		for _, n := range []string{uplink, primBr, secBr} {
-			if l, err := netlink.LinkByName(n); err == nil {
+			if l, err := netlinksafe.LinkByName(n); err == nil {
 				netlink.LinkDel(l)
 			}
 		}
@@ -499,7 +500,7 @@ func TestSRIOVChainOnRealNode(t *testing.T) {
 		if ips := ifs[s.Interface]; len(ips) != 1 || !strings.HasPrefix(ips[0], "10.248.3.") || len(s.IPs) != 1 || s.IPs[0] != ips[0] {
 			t.Errorf("%s: netns addresses %v, network-status %v", s.Interface, ips, s.IPs)
 		}
-		if _, err := netlink.LinkByName(vf.Netdev); err == nil {
+		if _, err := netlinksafe.LinkByName(vf.Netdev); err == nil {
 			t.Errorf("VF %s (%s) is still on the host", vf.Addr, vf.Netdev)
 		}
 	}
@@ -521,7 +522,7 @@ func TestSRIOVChainOnRealNode(t *testing.T) {
 	w.deletePod(t, pod.Name)
 	waitFor(t, "both VFs back on the host under their names, PF settings restored, nothing left", func() bool {
 		for _, vf := range moved {
-			if _, err := netlink.LinkByName(vf.Netdev); err != nil {
+			if _, err := netlinksafe.LinkByName(vf.Netdev); err != nil {
 				return false
 			}
 		}
@@ -558,7 +559,7 @@ func tail(s string, n int) string {
 
 // ensureUplink makes the macvlan master (a veth pair, both ends up) exist.
 func ensureUplink() error {
-	if l, err := netlink.LinkByName(uplink); err == nil && l.Attrs().Flags&net.FlagUp != 0 {
+	if l, err := netlinksafe.LinkByName(uplink); err == nil && l.Attrs().Flags&net.FlagUp != 0 {
 		return nil
 	}
 	netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: uplink}})
@@ -566,7 +567,7 @@ func ensureUplink() error {
 		return fmt.Errorf("uplink: %v", err)
 	}
 	for _, n := range []string{uplink, uplink + "p"} {
-		l, err := netlink.LinkByName(n)
+		l, err := netlinksafe.LinkByName(n)
 		if err != nil {
 			return fmt.Errorf("uplink: %v", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,11 +88,11 @@ func TestFlannelPrimaryOnLocalNode(t *testing.T) {
 	}
 	// flannel's names are fixed; the node lock is held from here on, so
 	// only a crashed earlier run can have left them.
-	if _, err := netlink.LinkByName(flannelVXLAN); err == nil {
+	if _, err := netlinksafe.LinkByName(flannelVXLAN); err == nil {
 		_ = node.Stop()
 		t.Fatalf("%s exists before flanneld started (left by a crashed run or another flanneld); delete it", flannelVXLAN)
 	}
-	if _, err := netlink.LinkByName(flannelBridge); err == nil {
+	if _, err := netlinksafe.LinkByName(flannelBridge); err == nil {
 		_ = node.Stop()
 		t.Fatalf("%s exists before the test; delete it", flannelBridge)
 	}
@@ -102,7 +103,7 @@ func TestFlannelPrimaryOnLocalNode(t *testing.T) {
 		os.RemoveAll(leaseDir)
 		// Nothing routed to the pod network may remain in the host.
 		_, pn, _ := net.ParseCIDR(flannelNetwork)
-		routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
+		routes, _ := netlinksafe.RouteList(nil, netlink.FAMILY_V4)
 		for _, r := range routes {
 			if r.Dst != nil && pn.Contains(r.Dst.IP) {
 				t.Errorf("route %s left in the host after flannel's teardown", r)
@@ -166,7 +167,7 @@ func TestFlannelPrimaryOnLocalNode(t *testing.T) {
 	if env["FLANNEL_SUBNET"] != "10.244.7.1/24" || env["FLANNEL_NETWORK"] != flannelNetwork {
 		t.Fatalf("subnet.env %v: want FLANNEL_SUBNET 10.244.7.1/24 (the node's podCIDR) in %s", env, flannelNetwork)
 	}
-	vx, err := netlink.LinkByName(flannelVXLAN)
+	vx, err := netlinksafe.LinkByName(flannelVXLAN)
 	if err != nil {
 		t.Fatalf("flanneld wrote subnet.env but %s is missing: %v", flannelVXLAN, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -251,7 +252,7 @@ func waitFile(t *testing.T, path, sub string) {
 
 func deleteLinks(t *testing.T, names ...string) {
 	for _, n := range names {
-		if l, err := netlink.LinkByName(n); err == nil {
+		if l, err := netlinksafe.LinkByName(n); err == nil {
 			if err := netlink.LinkDel(l); err != nil {
 				t.Logf("delete %s: %v", n, err)
 			}

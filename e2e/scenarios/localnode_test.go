@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/vishvananda/netlink"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 )
 
 // localNode is the host side of the local kubelet+containerd node: this
@@ -37,11 +37,11 @@ func (n *localNode) Leftovers(ctx context.Context, node, namespace string, pods,
 		}
 	}
 	for _, br := range bridges {
-		l, err := netlink.LinkByName(br)
+		l, err := netlinksafe.LinkByName(br)
 		if err != nil {
 			continue // no bridge, no ports
 		}
-		links, err := netlink.LinkList()
+		links, err := netlinksafe.LinkList()
 		if err != nil {
 			return nil, err
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 
 	"github.com/plexus-cni/plexus/pkg/deviceplugin"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
@@ -60,7 +60,7 @@ func (w *world) checkAttached(p *cnienv.Pod, wants []want) {
 		if wt.mac != "" && mac != wt.mac {
 			t.Errorf("%s MAC %s, want %s", wt.ifname, mac, wt.mac)
 		}
-		if _, err := netlink.LinkByName(vf.Netdev); err == nil {
+		if _, err := netlinksafe.LinkByName(vf.Netdev); err == nil {
 			t.Errorf("VF %s: netdev %s still in the host", vf.Addr, vf.Netdev)
 		}
 		addrs := w.E.Addrs(p, wt.ifname)

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"github.com/vishvananda/netlink"
@@ -149,7 +150,7 @@ func (w *world) addPF(addr, netdev string, n, numa int) *pfDev {
 func (w *world) snapshotHost() {
 	for _, d := range []*pfDev{w.A, w.B} {
 		for _, vf := range d.VFs {
-			l, err := netlink.LinkByName(vf.Netdev)
+			l, err := netlinksafe.LinkByName(vf.Netdev)
 			if err != nil {
 				w.t.Fatalf("VF %s netdev %s: %v", vf.Addr, vf.Netdev, err)
 			}
@@ -264,7 +265,7 @@ func (w *world) vfOf(p *cnienv.Pod, ifname string) (*pfDev, fakesysfs.VF) {
 	w.t.Helper()
 	var peer int
 	err := p.NS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(ifname)
+		l, err := netlinksafe.LinkByName(ifname)
 		if err != nil {
 			return err
 		}
@@ -325,7 +326,7 @@ func (w *world) assertHome(p *cnienv.Pod) {
 	t.Helper()
 	for _, d := range []*pfDev{w.A, w.B} {
 		for _, vf := range d.VFs {
-			l, err := netlink.LinkByName(vf.Netdev)
+			l, err := netlinksafe.LinkByName(vf.Netdev)
 			if err != nil {
 				t.Errorf("VF %s: netdev %s not back in the host: %v", vf.Addr, vf.Netdev, err)
 				continue

@@ -1,10 +1,11 @@
-// Package attach is the second stage of an attach (DESIGN.md, "Three
-// stages"): given an attachment list it runs the delegates — per-pod lock,
-// intent in the cache before the first delegate, libcni, rollback, the
-// checks of requested IPs and MACs, default routes — and undoes them on DEL,
-// CHECK and GC. It needs nothing from Kubernetes: its import graph holds no
-// k8s.io, grpc or protobuf package (deps_test.go), so the lean CNI shim of
-// the daemon deployment can link it and start like a hello-world binary.
+// Package attach is the second stage of an attach (docs/architecture.md,
+// "Three stages"): given an attachment list it runs the delegates —
+// per-pod lock, intent in the cache before the first delegate, libcni,
+// rollback, the checks of requested IPs and MACs, default routes — and
+// undoes them on DEL, CHECK and GC. It needs nothing from Kubernetes: its
+// import graph holds no k8s.io, grpc or protobuf package (`make lint`,
+// hack/plexuslint/rules: heavydeps), so the lean CNI shim of the daemon
+// deployment can link it and start like a hello-world binary.
 package attach
 
 import (

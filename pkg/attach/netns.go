@@ -1,13 +1,14 @@
 package attach
 
 import (
-	"github.com/plexus-cni/plexus/pkg/podnet"
-
 	"fmt"
 	"net"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+
+	"github.com/plexus-cni/plexus/pkg/podnet"
 )
 
 // checkInterfacesFree fails when an interface name plexus is about to
@@ -40,7 +41,7 @@ func applyDefaultRoutes(entry *podnet.Entry) error {
 	}
 	return ns.WithNetNSPath(entry.NetNS, func(ns.NetNS) error {
 		for _, a := range want {
-			link, err := netlink.LinkByName(a.IfName)
+			link, err := netlinksafe.LinkByName(a.IfName)
 			if err != nil {
 				return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: default-route: %v", a.Network, err))
 			}
@@ -50,7 +51,7 @@ func applyDefaultRoutes(entry *podnet.Entry) error {
 				if gw.To4() != nil {
 					family = netlink.FAMILY_V4
 				}
-				routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
+				routes, err := netlinksafe.RouteListFiltered(family, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
 				if err != nil {
 					return podnet.WithNetwork(a.Network, fmt.Errorf("network %q: default-route: listing routes: %v", a.Network, err))
 				}
@@ -93,7 +94,7 @@ func verifyRequests(entry *podnet.Entry) error {
 	}
 	return ns.WithNetNSPath(entry.NetNS, func(ns.NetNS) error {
 		for _, a := range want {
-			link, err := netlink.LinkByName(a.IfName)
+			link, err := netlinksafe.LinkByName(a.IfName)
 			if err != nil {
 				return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("checking requested ips/mac: %v", err))
 			}
@@ -106,7 +107,7 @@ func verifyRequests(entry *podnet.Entry) error {
 			if len(a.WantIPs) == 0 {
 				continue
 			}
-			addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+			addrs, err := netlinksafe.AddrList(link, netlink.FAMILY_ALL)
 			if err != nil {
 				return podnet.AttachError(a.Network, a.IfName, fmt.Errorf("checking requested ips: %v", err))
 			}

@@ -52,8 +52,9 @@ func (s Store) Save(e *podnet.Entry) error {
 
 // SaveResults rewrites an entry whose intent Save made durable, now with
 // its delegates' results, atomically but without fsync: after a power
-// failure the sandbox is gone and DEL needs only the intent (DESIGN.md's
-// crash safety holds for the intent; this saves two fsyncs per ADD).
+// failure the sandbox is gone and DEL needs only the intent (the crash
+// safety of docs/security.md, "State plexus keeps", holds for the intent;
+// this saves two fsyncs per ADD).
 func (s Store) SaveResults(e *podnet.Entry) error {
 	e.Version = EntryVersion
 	b, err := json.Marshal(e)

@@ -1,5 +1,5 @@
 // Package daemon is plexusd, the node daemon of the daemon deployment
-// (DESIGN.md, "Three stages, two deployments"). It keeps informers of the
+// (docs/architecture.md, "Two deployments"). It keeps informers of the
 // pods of its node and of every NetworkAttachmentDefinition, answers the
 // plexus shim's "resolve this pod" on a unix socket from memory, publishes
 // network-status and Events from the outbox the shim fills, and collects

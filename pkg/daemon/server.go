@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/plexus-cni/plexus/pkg/config"
-	"github.com/plexus-cni/plexus/pkg/devinfo"
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podnet"
 	"github.com/plexus-cni/plexus/pkg/resolve"
@@ -164,8 +163,6 @@ func trimPodPrefix(msg string, pod podnet.PodRef) string {
 	}
 	return msg
 }
-
-func devInfoDir(c *config.Conf) string { return devinfo.Base(c.DeviceInfoDir) }
 
 // wake makes the publisher look at the outbox now.
 func (d *Daemon) wake() {

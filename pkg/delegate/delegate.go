@@ -326,6 +326,10 @@ func ConfList(raw []byte, fallbackName, fallbackVersion string) (*libcni.Network
 	if err != nil {
 		return nil, fmt.Errorf("CNI config: %v", err)
 	}
+	// Multus accepts a single-plugin config (a .conf, or a NAD's
+	// spec.config without "plugins"), so plexus must; libcni deprecated
+	// the format but has no other way to wrap one in a list.
+	//lint:ignore SA1019 Multus compatibility (see above)
 	l, err := libcni.ConfListFromConf(c)
 	if err != nil {
 		return nil, fmt.Errorf("CNI config: %v", err)

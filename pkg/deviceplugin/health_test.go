@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -37,7 +38,7 @@ func pfVeth(t testing.TB, name string) ns.NetNS {
 }
 
 func setLink(name string, up bool) error {
-	l, err := netlink.LinkByName(name)
+	l, err := netlinksafe.LinkByName(name)
 	if err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func TestHealthFollowsPFLink(t *testing.T) {
 
 	// The netdev disappearing makes its VFs unhealthy.
 	if err := n.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("ens1f0")
+		l, err := netlinksafe.LinkByName("ens1f0")
 		if err != nil {
 			return err
 		}

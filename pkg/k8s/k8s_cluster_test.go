@@ -750,6 +750,7 @@ func readPEM(t testing.TB, path string) []byte {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
 		t.Fatalf("%s: no PEM block", path)
+		return nil
 	}
 	return blk.Bytes
 }

@@ -1,5 +1,5 @@
 // Package podnet holds the few types every stage of an attach shares —
-// resolve, attach and publish (DESIGN.md, "Three stages") — and the
+// resolve, attach and publish (docs/architecture.md, "Three stages") — and the
 // adapters that feed them (pkg/k8s, pkg/podresources, pkg/nad): the pod an
 // operation is for, and the errors that say something is not there. It
 // imports nothing but the standard library, so any package may use it.

@@ -1,5 +1,5 @@
-// Package publish is the third stage of an attach (DESIGN.md, "Three
-// stages"): it tells the world what was attached — the pod's
+// Package publish is the third stage of an attach (docs/architecture.md,
+// "Three stages"): it tells the world what was attached — the pod's
 // k8s.v1.cni.cncf.io/network-status and Events — through a Sink: a file in
 // the container's cache directory in clusterless mode (FileSink), the API
 // in Kubernetes mode (pkg/k8s), an outbox in the daemon deployment.

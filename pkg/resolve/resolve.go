@@ -1,5 +1,5 @@
-// Package resolve is the first stage of an attach (DESIGN.md, "Three
-// stages"): it turns a pod's metadata, the NADs it names, plexus's config
+// Package resolve is the first stage of an attach (docs/architecture.md,
+// "Three stages"): it turns a pod's metadata, the NADs it names, plexus's config
 // and the devices kubelet gave the pod into the attachment list — each
 // delegate's conflist, interface name, CNI args and runtime config. It has
 // no file, network or API access of its own: what it reads comes through

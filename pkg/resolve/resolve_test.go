@@ -22,8 +22,9 @@ import (
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
-// Unit tests of the resolution logic (stage 1 of DESIGN.md) over in-memory
-// sources; the real API and clusterless directory are tested elsewhere.
+// Unit tests of the resolution logic (docs/architecture.md, "Three
+// stages") over in-memory sources; the real API and clusterless directory
+// are tested elsewhere.
 
 // fakeNADs is an in-memory NADSource that records every lookup.
 type fakeNADs struct {
@@ -50,16 +51,6 @@ func nads(ns ...*nadv1.NetworkAttachmentDefinition) *fakeNADs {
 		f.nads[n.Namespace+"/"+n.Name] = n
 	}
 	return f
-}
-
-// fakePods is an in-memory PodSource.
-type fakePods map[string]*podnet.Pod
-
-func (f fakePods) Pod(_ context.Context, ref podnet.PodRef) (*podnet.Pod, error) {
-	if p := f[ref.String()]; p != nil {
-		return p, nil
-	}
-	return nil, fmt.Errorf("%s: %w", ref, podnet.ErrPodNotFound)
 }
 
 func newNAD(namespace, name, config string, annotations map[string]string) *nadv1.NetworkAttachmentDefinition {

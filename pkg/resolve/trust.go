@@ -13,7 +13,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/nad"
 )
 
-// A NAD's spec.config is tenant input (DESIGN.md, "Trust model"): whoever
+// A NAD's spec.config is tenant input (docs/architecture.md, "Trust model"): whoever
 // may create a NAD in a namespace is not the node's administrator. Before
 // libcni sees a tenant conflist, vetTenantConf
 //   - refuses a meta-plugin (plexus, Multus) in any plugin: no recursion;

@@ -1,5 +1,5 @@
 // Package shim is the plexus CNI binary of the daemon deployment
-// (docs/architecture.md, "Three stages"): plexusd resolves the pod's
+// (docs/architecture.md, "Two deployments"): plexusd resolves the pod's
 // attachments from its informers, this process runs them (the attach stage,
 // in the runtime's context and cgroup) and hands the results to plexusd's
 // outbox, which publishes them.

@@ -3,6 +3,7 @@ package testutil
 import (
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -35,12 +36,12 @@ func NetnsIPv4(t testing.TB, netnsPath string) map[string][]string {
 	}
 	defer n.Close()
 	n.Do(func(ns.NetNS) error {
-		links, _ := netlink.LinkList()
+		links, _ := netlinksafe.LinkList()
 		for _, l := range links {
 			if l.Attrs().Name == "lo" {
 				continue
 			}
-			addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+			addrs, _ := netlinksafe.AddrList(l, netlink.FAMILY_V4)
 			var ips []string
 			for _, a := range addrs {
 				ips = append(ips, a.IP.String())

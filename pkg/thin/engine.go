@@ -40,7 +40,7 @@ type Engine struct {
 }
 
 // Add attaches every network of the pod and returns the primary's result.
-// It reads top to bottom like DESIGN.md's "One ADD, step by step".
+// It reads top to bottom like docs/architecture.md's "One ADD".
 func (e *Engine) Add(ctx context.Context, req *podnet.Request) (types.Result, error) {
 	steps := newStepTimer()
 	defer func() { e.Log.Debug("ADD timing", steps.attrs()...) }()

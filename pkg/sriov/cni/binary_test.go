@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 
 	"github.com/plexus-cni/plexus/pkg/sriov/pf"
 	"github.com/plexus-cni/plexus/pkg/testutil"
@@ -114,7 +114,7 @@ func TestBinaryAsRuntime(t *testing.T) {
 		t.Errorf("ADD result %s", out)
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("net1")
+		l, err := netlinksafe.LinkByName("net1")
 		if err == nil && l.Attrs().HardwareAddr.String() != "02:aa:bb:cc:dd:01" {
 			err = fmt.Errorf("net1 MAC %s", l.Attrs().HardwareAddr)
 		}
@@ -161,7 +161,7 @@ func TestBinaryAsRuntime(t *testing.T) {
 		t.Errorf("DEL made %d PF calls, want 6 restores: %v", n, calls[nAdd:])
 	}
 	f.rec = nil
-	if _, err := netlink.LinkByName(vf.Netdev); err != nil {
+	if _, err := netlinksafe.LinkByName(vf.Netdev); err != nil {
 		t.Errorf("VF netdev %s not back: %v", vf.Netdev, err)
 	}
 	if l := f.leases(t); len(l) != 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -157,7 +158,7 @@ func linksIn(t testing.TB, n ns.NetNS) []string {
 	t.Helper()
 	var names []string
 	err := n.Do(func(ns.NetNS) error {
-		ls, err := netlink.LinkList()
+		ls, err := netlinksafe.LinkList()
 		for _, l := range ls {
 			if l.Attrs().Name != "lo" {
 				names = append(names, l.Attrs().Name)
@@ -178,7 +179,7 @@ func (f *fixture) assertVFHome(t *testing.T, vf fakesysfs.VF) {
 	t.Helper()
 	if vf.Netdev != "" {
 		o := f.orig[vf.Addr]
-		l, err := netlink.LinkByName(o.Name)
+		l, err := netlinksafe.LinkByName(o.Name)
 		if err != nil {
 			t.Fatalf("VF netdev %s not back in host: %v", o.Name, err)
 		}
@@ -188,7 +189,7 @@ func (f *fixture) assertVFHome(t *testing.T, vf fakesysfs.VF) {
 		if l.Attrs().MTU != o.MTU {
 			t.Errorf("VF netdev %s MTU %d, want %d", o.Name, l.Attrs().MTU, o.MTU)
 		}
-		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		addrs, _ := netlinksafe.AddrList(l, netlink.FAMILY_V4)
 		if len(addrs) != 0 {
 			t.Errorf("VF netdev %s kept addresses %v", o.Name, addrs)
 		}

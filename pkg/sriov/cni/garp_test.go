@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"golang.org/x/sys/unix"
 
 	"github.com/plexus-cni/plexus/pkg/testutil"
@@ -17,7 +17,7 @@ import (
 // capture reads frames arriving on a host interface until stop is closed.
 func capture(t *testing.T, ifname string) (frames func() [][]byte) {
 	t.Helper()
-	l, err := netlink.LinkByName(ifname)
+	l, err := netlinksafe.LinkByName(ifname)
 	if err != nil {
 		t.Fatal(err)
 	}

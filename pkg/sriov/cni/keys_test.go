@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 
 	"github.com/plexus-cni/plexus/pkg/testutil"
 )
@@ -54,7 +54,7 @@ func TestMTUDNSAndArgsMAC(t *testing.T) {
 		t.Errorf("DNS %+v", res.DNS)
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("net1")
+		l, err := netlinksafe.LinkByName("net1")
 		if err != nil {
 			return err
 		}

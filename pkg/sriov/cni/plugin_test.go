@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	nadutils "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/utils"
@@ -50,18 +51,18 @@ func TestAddCheckDel(t *testing.T) {
 				t.Errorf("IPs %v", res.IPs)
 			}
 			// The VF is gone from the host and is net1 in the pod, up, with MAC and addresses.
-			if _, err := netlink.LinkByName(vf.Netdev); err == nil {
+			if _, err := netlinksafe.LinkByName(vf.Netdev); err == nil {
 				t.Errorf("%s still in host netns", vf.Netdev)
 			}
 			err = podNS.Do(func(ns.NetNS) error {
-				l, err := netlink.LinkByName("net1")
+				l, err := netlinksafe.LinkByName("net1")
 				if err != nil {
 					return err
 				}
 				if l.Attrs().HardwareAddr.String() != "02:aa:bb:cc:dd:01" || l.Attrs().Flags&1 == 0 {
 					return fmt.Errorf("net1 mac %s flags %v", l.Attrs().HardwareAddr, l.Attrs().Flags)
 				}
-				addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+				addrs, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 				if err != nil {
 					return err
 				}
@@ -241,7 +242,7 @@ func TestStaleHolderTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if l, err := netlink.LinkByName(vf.Netdev + "q"); err == nil {
+		if l, err := netlinksafe.LinkByName(vf.Netdev + "q"); err == nil {
 			_ = netlink.LinkDel(l)
 		}
 	})
@@ -495,7 +496,7 @@ func TestCheckErrors(t *testing.T) {
 	_ = f.rec.LinkSetVfVlanQosProto(f.pfName, f.vfs[0].Index, 0, 0, pf.VlanProto8021Q)
 	// Interface renamed inside the pod.
 	_ = podNS.Do(func(ns.NetNS) error {
-		l, _ := netlink.LinkByName("net1")
+		l, _ := netlinksafe.LinkByName("net1")
 		_ = netlink.LinkSetDown(l)
 		return netlink.LinkSetName(l, "other")
 	})
@@ -536,7 +537,7 @@ func TestDelIPAMFailureStillReleasesVF(t *testing.T) {
 func TestAddNetdevMissing(t *testing.T) {
 	f := newFixture(t, 1, "")
 	vf := f.vfs[0]
-	l, err := netlink.LinkByName(vf.Netdev)
+	l, err := netlinksafe.LinkByName(vf.Netdev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +605,7 @@ func TestConcurrentAddsOneVF(t *testing.T) {
 func TestDelRestoresNetdevAttributes(t *testing.T) {
 	f := newFixture(t, 1, "")
 	vf := f.vfs[0]
-	l, err := netlink.LinkByName(vf.Netdev)
+	l, err := netlinksafe.LinkByName(vf.Netdev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,7 +622,7 @@ func TestDelRestoresNetdevAttributes(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("net1")
+		l, err := netlinksafe.LinkByName("net1")
 		if err != nil {
 			return err
 		}
@@ -634,7 +635,7 @@ func TestDelRestoresNetdevAttributes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.assertVFHome(t, vf)
-	if l, err = netlink.LinkByName(vf.Netdev); err != nil || l.Attrs().Flags&net.FlagUp == 0 {
+	if l, err = netlinksafe.LinkByName(vf.Netdev); err != nil || l.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("VF netdev not back up: %v", err)
 	}
 	b, err := os.ReadFile(logFile)
@@ -662,11 +663,11 @@ func TestStaticIPAMAndRuntimeMAC(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("net1")
+		l, err := netlinksafe.LinkByName("net1")
 		if err != nil {
 			return err
 		}
-		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		addrs, _ := netlinksafe.AddrList(l, netlink.FAMILY_V4)
 		if len(addrs) != 1 || addrs[0].IPNet.String() != "10.77.0.5/24" || l.Attrs().HardwareAddr.String() != "02:00:00:00:00:02" {
 			return fmt.Errorf("net1 %v %s", addrs, l.Attrs().HardwareAddr)
 		}
@@ -695,7 +696,7 @@ func TestDelAfterRenameInPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("net1")
+		l, err := netlinksafe.LinkByName("net1")
 		if err != nil {
 			return err
 		}

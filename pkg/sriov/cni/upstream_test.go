@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -47,7 +48,7 @@ func (f *fixture) upstreamAdd(t *testing.T, vfIdx int, podNS ns.NetNS, cid, ifNa
 			t.Fatal(err)
 		}
 	}
-	l, err := netlink.LinkByName(vf.Netdev)
+	l, err := netlinksafe.LinkByName(vf.Netdev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func (f *fixture) upstreamAdd(t *testing.T, vfIdx int, podNS ns.NetNS, cid, ifNa
 		t.Fatal(err)
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(vf.Netdev)
+		l, err := netlinksafe.LinkByName(vf.Netdev)
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,7 @@ func TestDelUpstreamRestoresOnlyWhatWasSet(t *testing.T) {
 	vf := f.vfs[0]
 	podNS := testutil.NewNS(t)
 	o := f.orig[vf.Addr]
-	l, err := netlink.LinkByName(vf.Netdev)
+	l, err := netlinksafe.LinkByName(vf.Netdev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestDelUpstreamRestoresOnlyWhatWasSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := podNS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(vf.Netdev)
+		l, err := netlinksafe.LinkByName(vf.Netdev)
 		if err != nil {
 			return err
 		}

@@ -78,8 +78,7 @@ func TestDiscover(t *testing.T) {
 // Without a pci.ids database devices keep their raw IDs; with one, names.
 func TestDiscoverPCIDB(t *testing.T) {
 	tr, _, _ := buildTree(t)
-	pfs, err := Discover(Options{Root: tr.Root, PCIDBPath: ""})
-	if err != nil {
+	if _, err := Discover(Options{Root: tr.Root, PCIDBPath: ""}); err != nil {
 		t.Fatal(err)
 	}
 	// This machine may or may not have a pci.ids in "/"; force the empty one.
@@ -87,7 +86,7 @@ func TestDiscoverPCIDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pfs, err = Discover(Options{Root: tr.Root, PCIDBPath: empty})
+	pfs, err := Discover(Options{Root: tr.Root, PCIDBPath: empty})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
 	"github.com/plexus-cni/plexus/pkg/testutil"
@@ -21,7 +22,7 @@ func TestNetlinkOnDeviceWithoutVFs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if l, err := netlink.LinkByName(name); err == nil {
+		if l, err := netlinksafe.LinkByName(name); err == nil {
 			_ = netlink.LinkDel(l)
 		}
 	})

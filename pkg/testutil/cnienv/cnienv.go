@@ -23,6 +23,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -98,7 +99,7 @@ func (e *Env) Name(p string) string { return p + e.Suffix }
 
 // HostLinks lists host links this Env created (names ending in its suffix).
 func (e *Env) HostLinks() []netlink.Link {
-	links, _ := netlink.LinkList()
+	links, _ := netlinksafe.LinkList()
 	var out []netlink.Link
 	for _, l := range links {
 		if strings.HasSuffix(l.Attrs().Name, e.Suffix) {
@@ -243,7 +244,7 @@ func (e *Env) GC(valid ...*Pod) error {
 func (e *Env) Links(p *Pod) map[string]netlink.Link {
 	out := map[string]netlink.Link{}
 	err := p.NS.Do(func(ns.NetNS) error {
-		links, err := netlink.LinkList()
+		links, err := netlinksafe.LinkList()
 		for _, l := range links {
 			if l.Attrs().Name != "lo" {
 				out[l.Attrs().Name] = l
@@ -261,11 +262,11 @@ func (e *Env) Links(p *Pod) map[string]netlink.Link {
 func (e *Env) Addrs(p *Pod, ifname string) []string {
 	var out []string
 	err := p.NS.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(ifname)
+		l, err := netlinksafe.LinkByName(ifname)
 		if err != nil {
 			return err
 		}
-		as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		as, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 		for _, a := range as {
 			if a.Scope == 0 {
 				out = append(out, a.IPNet.String())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 )
 
@@ -38,12 +39,12 @@ func (t *Tree) AddVethPF(tb testing.TB, pf PF) ([]VF, error) {
 		if err := netlink.LinkAdd(veth); err != nil {
 			return nil, fmt.Errorf("fakesysfs: veth %s/%s for VF %s: %w", vf.Netdev, peer, vf.Addr, err)
 		}
-		if l, err := netlink.LinkByName(peer); err == nil {
+		if l, err := netlinksafe.LinkByName(peer); err == nil {
 			_ = netlink.LinkSetUp(l)
 		}
 		tb.Cleanup(func() {
 			for _, n := range []string{vf.Netdev, peer} {
-				if l, err := netlink.LinkByName(n); err == nil {
+				if l, err := netlinksafe.LinkByName(n); err == nil {
 					_ = netlink.LinkDel(l)
 				}
 			}

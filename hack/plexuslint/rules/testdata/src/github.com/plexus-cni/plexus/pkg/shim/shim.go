@@ -1,0 +1,5 @@
+package shim
+
+import "lightlib"
+
+func Run() { lightlib.Light() }

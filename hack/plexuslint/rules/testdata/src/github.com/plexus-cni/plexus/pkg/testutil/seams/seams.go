@@ -1,0 +1,6 @@
+package seams
+
+import "os"
+
+// Test helpers may read the variables the tests set.
+func Root() string { return os.Getenv("PLEXUS_SYSFS_ROOT") }

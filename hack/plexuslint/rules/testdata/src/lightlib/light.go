@@ -1,0 +1,3 @@
+package lightlib
+
+func Light() {}
