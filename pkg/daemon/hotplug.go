@@ -54,7 +54,7 @@ const hotplugWorkers = 2
 // cannot be read (plexus-install not done yet).
 const configRetry = 30 * time.Second
 
-// hotplugLimits is each pod's hot-plug budget (docs/hotplug.md, "Limits"):
+// hotplugLimits is each pod's hot-plug budget (docs/hotplug.md, "Budget per pod"):
 // no pod keeps the node's workers, its own lock or the API to itself.
 type hotplugLimits struct {
 	// elements is how many of a pod's annotation elements hot-plug

@@ -29,7 +29,7 @@ import (
 	tu "github.com/plexus-cni/plexus/pkg/testutil"
 )
 
-// Hot-plug's budget (docs/hotplug.md, "Limits"): a pod cannot keep the
+// Hot-plug's budget (docs/hotplug.md, "Budget per pod"): a pod cannot keep the
 // node's hot-plug workers, its lock or the API to itself.
 
 // staticInformer is an informer over a fixed list (its watch never sends
