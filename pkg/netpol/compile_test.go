@@ -77,8 +77,12 @@ func TestCompile(t *testing.T) {
 	}{
 		{name: "no policy: open", want: nil},
 		{
-			name:     "policy in another namespace: ignored",
-			policies: []*mnp.MultiNetworkPolicy{func() *mnp.MultiNetworkPolicy { p := policy(mnp.MultiNetworkPolicySpec{}); p.Namespace = "ns2"; return p }()},
+			name: "policy in another namespace: ignored",
+			policies: []*mnp.MultiNetworkPolicy{func() *mnp.MultiNetworkPolicy {
+				p := policy(mnp.MultiNetworkPolicySpec{})
+				p.Namespace = "ns2"
+				return p
+			}()},
 		},
 		{
 			name:     "policy for another NAD: ignored",
@@ -264,4 +268,3 @@ func fmtRules(rs []Rule) string {
 	}
 	return b.String()
 }
-
