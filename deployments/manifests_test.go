@@ -84,6 +84,7 @@ func TestServerDryRun(t *testing.T) {
 // checked by TestKustomize.
 func TestPlexusRBAC(t *testing.T) {
 	cp := cluster.Shared(t)
+	installMNPCRD(t, cp)
 	as := "--as=system:serviceaccount:kube-system:plexus"
 	for _, tc := range []struct {
 		verb, resource string

@@ -29,7 +29,7 @@ func TestMultiNetworkPolicyCRD(t *testing.T) {
 	const name = "crd/multi-networkpolicies.k8s.cni.cncf.io"
 	cleanup := func() { _, _ = cp.Kubectl("delete", "--ignore-not-found", "--wait", name) }
 	cleanup()
-	t.Cleanup(cleanup)
+	t.Cleanup(func() { cleanup(); installMNPCRD(t, cp) })
 
 	// A newer CRD, installed by someone else.
 	var crd map[string]any
@@ -136,5 +136,17 @@ spec:
 	}
 	if out, err := cp.Kubectl("apply", "-f", polFile); err == nil {
 		t.Errorf("policyTypes [Sideways] accepted:\n%s", out)
+	}
+}
+
+// installMNPCRD installs our MultiNetworkPolicy CRD (kubectl auth can-i
+// needs the resource to be discovered).
+func installMNPCRD(t *testing.T, cp *cluster.ControlPlane) {
+	t.Helper()
+	if _, err := cp.Kubectl("apply", "--server-side", "-f", mnpCRDFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl("wait", "--for=condition=Established", "crd/multi-networkpolicies.k8s.cni.cncf.io"); err != nil {
+		t.Fatal(err)
 	}
 }
