@@ -15,9 +15,12 @@ import (
 )
 
 // newPolicySyncer builds MultiNetworkPolicy enforcement (pkg/policysync)
-// on plexusd's credentials, its cache and its metrics registry; Warning
+// on plexusd's credentials (its requests counted with the others), its cache and its metrics registry; Warning
 // Events go through plexusd's client.
 func newPolicySyncer(cfg *rest.Config, cl *k8s.Client, opts Options, m *Metrics) (*policysync.Syncer, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "plexusd"
+	cfg.Wrap(m.WrapTransport()) // in plexus_api_requests_total
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

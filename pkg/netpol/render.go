@@ -36,15 +36,16 @@ func Render(tx *knftables.Transaction, plan Plan) error {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("MultiNetworkPolicy of secondary interfaces, owned by plexusd")})
 	var inMap, outMap []string
 	for i, ifc := range plan.Interfaces {
+		comment := chainComment(ifc)
 		if ifc.Ingress != nil {
 			chain := fmt.Sprintf("in-%d", i)
 			inMap = append(inMap, fmt.Sprintf("%q : jump %s", ifc.Name, chain))
-			renderDirection(tx, chain, ifc.Ingress, true)
+			renderDirection(tx, chain, comment, ifc.Ingress, true)
 		}
 		if ifc.Egress != nil {
 			chain := fmt.Sprintf("out-%d", i)
 			outMap = append(outMap, fmt.Sprintf("%q : jump %s", ifc.Name, chain))
-			renderDirection(tx, chain, ifc.Egress, false)
+			renderDirection(tx, chain, comment, ifc.Egress, false)
 		}
 	}
 	for _, base := range []struct {
@@ -68,14 +69,25 @@ func Render(tx *knftables.Transaction, plan Plan) error {
 	return nil
 }
 
+// chainComment names an interface's chain for people reading the table
+// (plexusctl policy): the interface, its NAD and the policies selecting
+// it, cut to nft's comment length.
+func chainComment(ifc Interface) string {
+	c := ifc.Name + " " + ifc.NAD.String() + ": " + strings.Join(ifc.Policies, ", ")
+	if len(c) > knftables.CommentLengthMax {
+		c = c[:knftables.CommentLengthMax-3] + "..."
+	}
+	return c
+}
+
 // ndTypes are the ICMPv6 neighbour discovery messages, which an
 // interface needs to have IPv6 neighbours at all.
 const ndTypes = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect }"
 
 // renderDirection writes one interface's chain for a direction: replies,
 // neighbour discovery and DHCP pass, then the rules' traffic, then drop.
-func renderDirection(tx *knftables.Transaction, chain string, d *Direction, ingress bool) {
-	tx.Add(&knftables.Chain{Name: chain})
+func renderDirection(tx *knftables.Transaction, chain, comment string, d *Direction, ingress bool) {
+	tx.Add(&knftables.Chain{Name: chain, Comment: &comment})
 	rule := func(s string) { tx.Add(&knftables.Rule{Chain: chain, Rule: s}) }
 	rule("ct state established,related accept")
 	rule("icmpv6 type " + ndTypes + " accept")

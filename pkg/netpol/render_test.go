@@ -23,7 +23,7 @@ func render(t *testing.T, fake *knftables.Fake, plan Plan) string {
 }
 
 var renderPlan = Plan{Interfaces: []Interface{
-	{Name: "net1", NAD: testNAD,
+	{Name: "net1", NAD: testNAD, Policies: []string{"ns1/p", "ns1/q"},
 		Ingress: &Direction{Rules: []Rule{
 			{Peers: set("10.0.0.0-10.0.255.255", "10.2.0.1", "fd00::1"), Ports: []Port{
 				{Protocol: corev1.ProtocolTCP, From: 80, To: 80}, {Protocol: corev1.ProtocolTCP, From: 79, To: 85},
@@ -32,7 +32,7 @@ var renderPlan = Plan{Interfaces: []Interface{
 			{AnyPeer: true, Ports: []Port{{Protocol: corev1.ProtocolUDP, From: 5000, To: 5100}}},
 			{Peers: AddrSet{}}, // matched nothing: no rule
 		}}},
-	{Name: "net2", NAD: NAD{"ns1", "other"}, Egress: &Direction{Rules: []Rule{{Peers: set("fd00::2")}}}},
+	{Name: "net2", NAD: NAD{"ns1", "other"}, Policies: []string{"ns1/" + strings.Repeat("x", 200)}, Egress: &Direction{Rules: []Rule{{Peers: set("fd00::2")}}}},
 }}
 
 func TestRender(t *testing.T) {
@@ -41,9 +41,9 @@ func TestRender(t *testing.T) {
 	want := `
 add table inet plexus { comment "MultiNetworkPolicy of secondary interfaces, owned by plexusd" ; }
 add chain inet plexus egress { type filter hook output priority 0 ; policy accept ; }
-add chain inet plexus in-0
+add chain inet plexus in-0 { comment "net1 ns1/lan: ns1/p, ns1/q" ; }
 add chain inet plexus ingress { type filter hook input priority 0 ; policy accept ; }
-add chain inet plexus out-1
+add chain inet plexus out-1 { comment "net2 ns1/other: ns1/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..." ; }
 add set inet plexus in-0-0-v4 { type ipv4_addr ; flags interval ; }
 add set inet plexus in-0-0-v6 { type ipv6_addr ; flags interval ; }
 add set inet plexus out-1-0-v6 { type ipv6_addr ; flags interval ; }
