@@ -91,13 +91,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // string reaches a sysfs path.
 var pciAddress = regexp.MustCompile(`^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
 
-// SysfsVFIO reports whether an attachment's device is bound to vfio-pci.
-func SysfsVFIO(a podnet.Attachment) bool {
-	if !pciAddress.MatchString(a.DeviceID) {
-		return false
+// SysfsVFIO reports whether an attachment's device is bound to vfio-pci,
+// from the host's /sys.
+func SysfsVFIO(a podnet.Attachment) bool { return VFIOAt("/sys")(a) }
+
+// VFIOAt is SysfsVFIO with sysfs at root (a test's fake sysfs).
+func VFIOAt(root string) func(podnet.Attachment) bool {
+	return func(a podnet.Attachment) bool {
+		if !pciAddress.MatchString(a.DeviceID) {
+			return false
+		}
+		d, err := os.Readlink(filepath.Join(root, "bus", "pci", "devices", a.DeviceID, "driver"))
+		return err == nil && filepath.Base(d) == "vfio-pci"
 	}
-	d, err := os.Readlink(filepath.Join("/sys/bus/pci/devices", a.DeviceID, "driver"))
-	return err == nil && filepath.Base(d) == "vfio-pci"
 }
 
 // podState is what was last written for one container.

@@ -146,13 +146,18 @@ func TestSyncer(t *testing.T) {
 	}
 	store := plexuscache.Store{Dir: t.TempDir()}
 	if err := store.Save(&podnet.Entry{Version: plexuscache.EntryVersion, ContainerID: "ctr-a", NetNS: a.Path(),
-		PodNamespace: nsName, PodName: "a", Attachments: []podnet.Attachment{{Network: nsName + "/lan", IfName: "net1"}}}); err != nil {
+		PodNamespace: nsName, PodName: "a", Attachments: []podnet.Attachment{{Network: nsName + "/lan", IfName: "net1"},
+			// A VF bound to vfio-pci (fake sysfs): selected, cannot be filtered.
+			{Network: nsName + "/lan", IfName: "net2", DeviceID: vfioVF}}}); err != nil {
 		t.Fatal(err)
 	}
 
+	sys := fakeSysfs(t)
+	warned := make(chan string, 100)
 	run := func() (context.CancelFunc, *Metrics) {
 		m := NewMetrics(prometheus.NewRegistry())
-		s := New(Options{Client: cs, Dynamic: dyn, Cache: store, Metrics: m, Rescan: 200 * time.Millisecond})
+		s := New(Options{Client: cs, Dynamic: dyn, Cache: store, Metrics: m, Rescan: 200 * time.Millisecond,
+			VFIO: VFIOAt(sys), Warn: func(ns, name, reason, msg string) { warned <- ns + "/" + name + " " + reason + " " + msg }})
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = s.Run(sctx) }()
@@ -187,6 +192,17 @@ spec:
 	if got := promtest.ToFloat64(m.Interfaces); got != 1 {
 		t.Errorf("interfaces selected %v, want 1", got)
 	}
+	if got := promtest.ToFloat64(m.Refused); got != 1 {
+		t.Errorf("interfaces unenforceable %v, want 1 (the vfio VF)", got)
+	}
+	select {
+	case w := <-warned:
+		if !strings.HasPrefix(w, "policysync/a PolicyNotEnforceable pod policysync/a: network policysync/lan: interface net2: a VF bound to vfio-pci") {
+			t.Errorf("warning %q", w)
+		}
+	default:
+		t.Error("no Warning for the vfio VF")
+	}
 	apply(policy("b"))
 	eventually(t, "b allowed by podSelector", func() bool { return reachable(t, b, "10.77.0.1") })
 
@@ -212,3 +228,30 @@ spec:
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+const vfioVF = "0000:3b:02.1"
+
+// fakeSysfs is a sysfs where vfioVF is bound to vfio-pci.
+func fakeSysfs(t *testing.T) string {
+	root := t.TempDir()
+	dev := filepath.Join(root, "bus", "pci", "devices", vfioVF)
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../bus/pci/drivers/vfio-pci", filepath.Join(dev, "driver")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestVFIOAt(t *testing.T) {
+	root := fakeSysfs(t)
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{vfioVF, true}, {"0000:3b:02.2", false}, {"../../../etc", false}, {"", false}} {
+		if got := VFIOAt(root)(podnet.Attachment{DeviceID: tc.id}); got != tc.want {
+			t.Errorf("VFIOAt(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
