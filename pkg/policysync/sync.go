@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	mnp "github.com/k8snetworkplumbingwg/multi-networkpolicy/pkg/apis/k8s.cni.cncf.io/v1beta1"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -242,6 +243,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nss.HasSynced, s.policies.HasSynced) {
 		return ctx.Err()
 	}
+	go s.watchCache(ctx)
 	go func() {
 		t := time.NewTicker(s.opts.Rescan)
 		defer t.Stop()
@@ -268,6 +270,47 @@ func (s *Syncer) Run(ctx context.Context) error {
 			s.queue.Forget(id)
 		}
 		s.queue.Done(id)
+	}
+}
+
+// watchCache queues a container as soon as the ADD records its intent in
+// plexus's cache (before the delegates run: pkg/attach), so that its table
+// is written while its interfaces are being made rather than at the next
+// rescan. (iifname/oifname match by name: the rules may precede the
+// interfaces.) The rescan stays the backstop: the watch races the ADD.
+func (s *Syncer) watchCache(ctx context.Context) {
+	dir := filepath.Join(s.opts.Cache.Dir, "containers")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		s.log.Warn("policy: watching plexus's cache", "err", err)
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		s.log.Warn("policy: watching plexus's cache", "err", err)
+		return
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		s.log.Warn("policy: watching plexus's cache", "dir", dir, "err", err)
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-w.Errors:
+			s.log.Warn("policy: watching plexus's cache", "err", err)
+		case ev := <-w.Events:
+			switch {
+			case filepath.Dir(ev.Name) == dir && ev.Has(fsnotify.Create):
+				// A new container: its intent.json follows in it.
+				_ = w.Add(ev.Name)
+				s.queue.Add(filepath.Base(ev.Name))
+			case filepath.Dir(filepath.Dir(ev.Name)) == dir && filepath.Base(ev.Name) == "intent.json" &&
+				(ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write)):
+				s.queue.Add(filepath.Base(filepath.Dir(ev.Name)))
+			}
+		}
 	}
 }
 

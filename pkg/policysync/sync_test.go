@@ -154,16 +154,16 @@ func TestSyncer(t *testing.T) {
 
 	sys := fakeSysfs(t)
 	warned := make(chan string, 100)
-	run := func() (context.CancelFunc, *Metrics) {
+	run := func(rescan time.Duration) (context.CancelFunc, *Metrics) {
 		m := NewMetrics(prometheus.NewRegistry())
-		s := New(Options{Client: cs, Dynamic: dyn, Cache: store, Metrics: m, Rescan: 200 * time.Millisecond,
+		s := New(Options{Client: cs, Dynamic: dyn, Cache: store, Metrics: m, Rescan: rescan,
 			VFIO: VFIOAt(sys), Warn: func(ns, name, reason, msg string) { warned <- ns + "/" + name + " " + reason + " " + msg }})
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = s.Run(sctx) }()
 		return func() { stop(); <-done }, m
 	}
-	stop, m := run()
+	stop, m := run(200 * time.Millisecond)
 	policy := func(from string) string {
 		return `apiVersion: k8s.cni.cncf.io/v1beta1
 kind: MultiNetworkPolicy
@@ -214,9 +214,34 @@ spec:
 	if !reachable(t, b, "10.77.0.1") {
 		t.Error("the table was changed with no syncer running")
 	}
-	stop, _ = run()
+	// No rescan from here on: only the informers and the cache watch.
+	stop, _ = run(time.Hour)
 	defer stop()
 	eventually(t, "restarted syncer cuts b off", func() bool { return !reachable(t, b, "10.77.0.1") })
+
+	// A new sandbox of a: its table is written when the ADD records its
+	// intent in the cache (the watch), not at a rescan (an hour away); no
+	// API object changes meanwhile.
+	if err := store.Remove("ctr-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := netpol.Apply(ctx, a.Path(), netpol.Plan{}); err != nil {
+		t.Fatal(err)
+	}
+	if !reachable(t, b, "10.77.0.1") {
+		t.Fatal("a filtered after its table was removed")
+	}
+	start := time.Now()
+	if err := store.Save(&podnet.Entry{Version: plexuscache.EntryVersion, ContainerID: "ctr-a2", NetNS: a.Path(),
+		PodNamespace: nsName, PodName: "a", Attachments: []podnet.Attachment{{Network: nsName + "/lan", IfName: "net1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for reachable(t, b, "10.77.0.1") {
+		if time.Since(start) > 3*time.Second {
+			t.Fatal("the new sandbox's table not written within 3s of its cache entry")
+		}
+	}
+	t.Logf("table written within %v of the cache entry", time.Since(start))
 
 	if _, err := cp.Kubectl("delete", "-n", nsName, "multi-networkpolicies.k8s.cni.cncf.io", "only"); err != nil {
 		t.Fatal(err)
@@ -225,6 +250,7 @@ spec:
 		d, err := netpol.Dump(ctx, a.Path())
 		return err == nil && d == "" && reachable(t, b, "10.77.0.1")
 	})
+
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
