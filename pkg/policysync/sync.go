@@ -243,6 +243,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nss.HasSynced, s.policies.HasSynced) {
 		return ctx.Err()
 	}
+	s.log.Info("policy: informers synced", "pods", len(s.pods.GetStore().ListKeys()),
+		"namespaces", len(s.nss.GetStore().ListKeys()), "policies", len(s.policies.GetStore().ListKeys()))
 	go s.watchCache(ctx)
 	go func() {
 		t := time.NewTicker(s.opts.Rescan)
