@@ -187,9 +187,11 @@ func checkRenderedDeployment(t *testing.T, docs []map[string]any, daemon bool) {
 			verbs[res] = append(verbs[res], r.Verbs...)
 		}
 	}
-	want := map[string][]string{"pods": {"get"}, "network-attachment-definitions": {"get", "list"}}
+	want := map[string][]string{"pods": {"get"}, "network-attachment-definitions": {"get", "list"},
+		"multi-networkpolicies": nil, "namespaces": nil}
 	if daemon {
-		want = map[string][]string{"pods": {"get", "list", "watch"}, "network-attachment-definitions": {"get", "list", "watch"}}
+		want = map[string][]string{"pods": {"get", "list", "watch"}, "network-attachment-definitions": {"get", "list", "watch"},
+			"multi-networkpolicies": {"list", "watch"}, "namespaces": {"list", "watch"}}
 	}
 	for res, w := range want {
 		got := slices.Clone(verbs[res])
@@ -242,7 +244,7 @@ func TestKustomizeOverlaysListed(t *testing.T) {
 // TestKustomizeBaseCopies: the overlays' base holds the flat manifests as
 // they are (kustomize cannot reach deployments/*.yaml from below it).
 func TestKustomizeBaseCopies(t *testing.T) {
-	for _, f := range []string{"crd.yaml", "plexus.yaml", "sriov-device-plugin.yaml"} {
+	for _, f := range []string{"crd.yaml", "multi-networkpolicy-crd.yaml", "plexus.yaml", "sriov-device-plugin.yaml"} {
 		flat, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -252,7 +254,7 @@ func TestKustomizeBaseCopies(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(flat, cp) {
-			t.Errorf("overlays/base/%s differs from %s: cp deployments/{crd,plexus,sriov-device-plugin}.yaml deployments/overlays/base/", f, f)
+			t.Errorf("overlays/base/%s differs from %s: cp deployments/{crd,multi-networkpolicy-crd,plexus,sriov-device-plugin}.yaml deployments/overlays/base/", f, f)
 		}
 	}
 	// The two bases render the same objects.

@@ -42,7 +42,7 @@ func manifests(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	files = append(append(files, ex...), pol...)
-	for _, want := range []string{"crd.yaml", "plexus.yaml", "sriov-device-plugin.yaml",
+	for _, want := range []string{"crd.yaml", "multi-networkpolicy-crd.yaml", "plexus.yaml", "sriov-device-plugin.yaml",
 		"examples/macvlan.yaml", "examples/bridge.yaml", "examples/sriov.yaml",
 		"policy/nad-delegate-policy.yaml", "policy/nad-plugin-types-policy.yaml"} {
 		found := false
@@ -79,10 +79,12 @@ func TestServerDryRun(t *testing.T) {
 // pods are got, listed and watched (plexusd's informer of its node's
 // pods), pods/status is only patched (pkg/k8s/status.go), NADs are got,
 // listed and watched (plexusd's informer; pkg/k8s/nads.go), Events are
-// core/v1 and only created. The thin-only overlay's narrower rules are
+// core/v1 and only created; MultiNetworkPolicies and namespaces are
+// listed and watched (docs/network-policy.md). The thin-only overlay's narrower rules are
 // checked by TestKustomize.
 func TestPlexusRBAC(t *testing.T) {
 	cp := cluster.Shared(t)
+	installMNPCRD(t, cp)
 	as := "--as=system:serviceaccount:kube-system:plexus"
 	for _, tc := range []struct {
 		verb, resource string
@@ -99,6 +101,10 @@ func TestPlexusRBAC(t *testing.T) {
 		{"list", "pods", "yes"},
 		{"watch", "pods", "yes"},
 		{"create", "events", "yes"},
+		{"list", "multi-networkpolicies.k8s.cni.cncf.io", "yes"},
+		{"watch", "multi-networkpolicies.k8s.cni.cncf.io", "yes"},
+		{"list", "namespaces", "yes"},
+		{"watch", "namespaces", "yes"},
 		{"patch", "events", "no"},
 		{"create", "events.events.k8s.io", "no"},
 		{"patch", "events.events.k8s.io", "no"},
@@ -113,6 +119,10 @@ func TestPlexusRBAC(t *testing.T) {
 		{"get", "secrets", "no"},
 		{"get", "nodes", "no"},
 		{"delete", "events", "no"},
+		{"get", "multi-networkpolicies.k8s.cni.cncf.io", "no"},
+		{"create", "multi-networkpolicies.k8s.cni.cncf.io", "no"},
+		{"update", "multi-networkpolicies.k8s.cni.cncf.io", "no"},
+		{"patch", "namespaces", "no"},
 	} {
 		t.Run(tc.verb+" "+tc.resource, func(t *testing.T) {
 			args := []string{"auth", "can-i", as, "-n", "default", tc.verb}

@@ -63,6 +63,8 @@ missing_packages() {
   have containerd || echo containerd
   have runc || echo runc
   [ -x /bin/busybox ] || echo busybox-static
+  # nft: knftables (pkg/netpol's executor) runs it in pods' netns.
+  have nft || [ -x /usr/sbin/nft ] || echo nftables
 }
 
 # service_of names the service a package installs (none: empty).

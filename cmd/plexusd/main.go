@@ -36,6 +36,7 @@ func main() {
 	fs.DurationVar(&o.GCInterval, "gc-interval", daemon.DefaultGCInterval, "how often to collect the state of sandboxes that are gone")
 	fs.DurationVar(&o.GCGrace, "gc-grace", daemon.DefaultGCGrace, "how old such state must be before it is collected")
 	fs.StringVar(&o.CNIConfig, "cni-config", daemon.DefaultCNIConfig, "plexus's conflist, read by hot-plug for plexus's config (\"-\": hot-plug off)")
+	fs.BoolVar(&o.NetworkPolicy, "network-policy", false, "enforce MultiNetworkPolicy on this node's pods (docs/network-policy.md; needs the nft command)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])

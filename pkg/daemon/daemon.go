@@ -30,6 +30,7 @@ import (
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podresources"
 	"github.com/plexus-cni/plexus/pkg/resolve"
+	"github.com/plexus-cni/plexus/pkg/policysync"
 )
 
 // DefaultSocket is where plexusd listens.
@@ -58,6 +59,10 @@ type Options struct {
 	// CNIConfig is plexus's conflist (DefaultCNIConfig when empty), read by
 	// hot-plug for plexus's config (hotplug.go); "-" turns hot-plug off.
 	CNIConfig string
+
+	// NetworkPolicy enforces MultiNetworkPolicy on the pods of this node
+	// (pkg/policysync; docs/network-policy.md).
+	NetworkPolicy bool
 }
 
 // Defaults of Options.
@@ -83,6 +88,7 @@ type Daemon struct {
 	box     outbox.Box
 	att     *attach.Attacher
 	hotplug *hotplug // hotplug.go
+	policy  *policysync.Syncer
 
 	serving atomic.Bool
 	kick    chan struct{}
@@ -155,6 +161,11 @@ func New(opts Options) (*Daemon, error) {
 			DeleteFunc: func(any) { touch() },
 		})
 	}
+	if opts.NetworkPolicy {
+		if d.policy, err = newPolicySyncer(cfg, cl, opts, m); err != nil {
+			return nil, err
+		}
+	}
 	d.podSrc = &PodSource{Informer: d.pods, Client: cl, Metrics: m}
 	d.nadSrc = &NADSource{Informer: d.nads, Client: cl, Metrics: m}
 	dra := &DRASource{Client: cl}
@@ -212,6 +223,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.hotplug != nil { // hotplug.go
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.hotplug.run(ctx) }()
+	}
+	if d.policy != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); _ = d.policy.Run(ctx) }()
 	}
 	d.log.Info("plexusd started", "node", d.opts.NodeName, "socket", d.opts.Socket, "cniDir", d.opts.CNIDir)
 	<-ctx.Done()

@@ -28,6 +28,10 @@ Commands:
                records
   gc           run the delegates' DEL for every entry whose netns is gone,
                as the runtime would, and remove it (--dry-run: list only)
+  policy NS/POD
+               the MultiNetworkPolicy table plexusd wrote in the pod's
+               netns: each filtered interface's chain is commented with
+               its NAD and the policies selecting it
 
 Flags:
 `
@@ -62,9 +66,16 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, n
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
 	}
-	cmd := "containers"
+	cmd, pod := "containers", ""
 	if rest := fs.Args(); len(rest) > 0 {
 		cmd = rest[0]
+		if cmd == "policy" {
+			if len(rest) < 2 || strings.HasPrefix(rest[1], "-") {
+				fmt.Fprintln(stderr, "plexusctl: policy needs a pod: plexusctl policy NAMESPACE/NAME")
+				return ExitUsage
+			}
+			pod, rest = rest[1], rest[1:]
+		}
 		if err := fs.Parse(rest[1:]); err != nil {
 			return parseExit(err)
 		}
@@ -92,8 +103,10 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, n
 		err = runStale(node, stdout, asJSON)
 	case "gc":
 		err = runGC(ctx, node, stdout, asJSON, *dryRun)
+	case "policy":
+		err = runPolicy(ctx, node, pod, stdout, asJSON)
 	default:
-		fmt.Fprintf(stderr, "plexusctl: unknown command %q (containers, vfs, stale, gc)\n", cmd)
+		fmt.Fprintf(stderr, "plexusctl: unknown command %q (containers, vfs, stale, gc, policy)\n", cmd)
 		return ExitUsage
 	}
 	if err != nil {

@@ -130,6 +130,12 @@ func (c *Client) EventErrors() []error {
 	return append([]error(nil), c.eventErrs...)
 }
 
+// Warn records a Warning Event on a pod (MultiNetworkPolicy errors,
+// pkg/policysync).
+func (c *Client) Warn(ctx context.Context, pod *podnet.Pod, reason, message string) error {
+	return c.recordEvent(ctx, pod, corev1.EventTypeWarning, reason, message)
+}
+
 func (c *Client) recordEventBestEffort(ctx context.Context, pod *podnet.Pod, eventType, reason, message string) {
 	if err := c.recordEvent(ctx, pod, eventType, reason, message); err != nil {
 		c.mu.Lock()

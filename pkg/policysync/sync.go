@@ -1,0 +1,425 @@
+// Package policysync runs MultiNetworkPolicy enforcement on a node: it
+// watches the policies, namespaces and every pod of the cluster (trimmed
+// by netpol.TrimPod), and for each pod plexus attached on this node (its
+// cache entries) compiles the policies (netpol.Compile) and writes the
+// pod's table in its netns (netpol.Apply), one transaction per pod. See
+// docs/network-policy.md.
+package policysync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	mnp "github.com/k8snetworkplumbingwg/multi-networkpolicy/pkg/apis/k8s.cni.cncf.io/v1beta1"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	plexuscache "github.com/plexus-cni/plexus/pkg/cache"
+	"github.com/plexus-cni/plexus/pkg/netpol"
+	"github.com/plexus-cni/plexus/pkg/podnet"
+)
+
+// GVR is the MultiNetworkPolicy resource plexus reads (v1beta1, the
+// stored version; v1beta2 is the same object).
+var GVR = schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1beta1", Resource: "multi-networkpolicies"}
+
+// Options configure a Syncer.
+type Options struct {
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
+	// Cache is plexus's cache: its entries are the pods to protect.
+	Cache plexuscache.Store
+	// Apply writes a plan in a netns (netpol.Apply when nil).
+	Apply func(ctx context.Context, netns string, plan netpol.Plan) error
+	// VFIO tells a VF bound to vfio-pci (SysfsVFIO when nil).
+	VFIO func(podnet.Attachment) bool
+	// Warn records a Warning Event on a pod (none when nil); called once
+	// per distinct message.
+	Warn func(namespace, name, reason, message string)
+	// Rescan is how often the cache is listed for new pods (2s when 0).
+	Rescan  time.Duration
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// Metrics of policy enforcement (bounded labels: none per pod).
+type Metrics struct {
+	SyncSeconds prometheus.Histogram
+	SyncErrors  prometheus.Counter
+	Pods        prometheus.Gauge // pods with at least one filtered interface
+	Interfaces  prometheus.Gauge // filtered interfaces
+	Refused     prometheus.Gauge // selected interfaces that cannot be filtered (vfio)
+}
+
+// NewMetrics registers the metrics in reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		SyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "plexus_policy_sync_seconds",
+			Help: "Time to compile and write one pod's MultiNetworkPolicy table.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		SyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "plexus_policy_sync_errors_total",
+			Help: "Pod table writes that failed."}),
+		Pods: prometheus.NewGauge(prometheus.GaugeOpts{Name: "plexus_policy_pods_selected",
+			Help: "Local pods with at least one interface filtered by a MultiNetworkPolicy."}),
+		Interfaces: prometheus.NewGauge(prometheus.GaugeOpts{Name: "plexus_policy_interfaces_selected",
+			Help: "Local interfaces filtered by a MultiNetworkPolicy."}),
+		Refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "plexus_policy_interfaces_unenforceable",
+			Help: "Local interfaces a MultiNetworkPolicy selects that cannot be filtered (VFs bound to vfio-pci)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.SyncSeconds, m.SyncErrors, m.Pods, m.Interfaces, m.Refused)
+	}
+	return m
+}
+
+// pciAddress is a PCI address as the device plugin gives it; only such a
+// string reaches a sysfs path.
+var pciAddress = regexp.MustCompile(`^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
+
+// SysfsVFIO reports whether an attachment's device is bound to vfio-pci,
+// from the host's /sys.
+func SysfsVFIO(a podnet.Attachment) bool { return VFIOAt("/sys")(a) }
+
+// VFIOAt is SysfsVFIO with sysfs at root (a test's fake sysfs).
+func VFIOAt(root string) func(podnet.Attachment) bool {
+	return func(a podnet.Attachment) bool {
+		if !pciAddress.MatchString(a.DeviceID) {
+			return false
+		}
+		d, err := os.Readlink(filepath.Join(root, "bus", "pci", "devices", a.DeviceID, "driver"))
+		return err == nil && filepath.Base(d) == "vfio-pci"
+	}
+}
+
+// podState is what was last written for one container.
+type podState struct {
+	plan                string // the plan's fingerprint
+	interfaces, refused int
+	warned              map[string]bool
+}
+
+// Syncer keeps every local pod's table in line with the policies.
+type Syncer struct {
+	opts     Options
+	log      *slog.Logger
+	pods     cache.SharedIndexInformer
+	nss      cache.SharedIndexInformer
+	policies cache.SharedIndexInformer
+	queue    workqueue.TypedRateLimitingInterface[string]
+	mu       sync.Mutex
+	state    map[string]*podState // by container ID
+	gen      uint64               // informer changes seen
+	idx      *netpol.Index
+	idxGen   uint64
+}
+
+// New builds a Syncer; Run starts it.
+func New(o Options) *Syncer {
+	if o.Apply == nil {
+		o.Apply = netpol.Apply
+	}
+	if o.VFIO == nil {
+		o.VFIO = SysfsVFIO
+	}
+	if o.Rescan == 0 {
+		o.Rescan = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	f := informers.NewSharedInformerFactory(o.Client, 0)
+	s := &Syncer{opts: o, log: o.Log, state: map[string]*podState{},
+		pods: f.Core().V1().Pods().Informer(),
+		nss:  f.Core().V1().Namespaces().Informer(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "policy"}),
+	}
+	_ = s.pods.SetTransform(netpol.TrimPod)
+	_ = s.nss.SetTransform(func(obj any) (any, error) {
+		if n, ok := obj.(*corev1.Namespace); ok {
+			n = &corev1.Namespace{ObjectMeta: *n.ObjectMeta.DeepCopy()}
+			n.ManagedFields, n.Annotations = nil, nil
+			return n, nil
+		}
+		return obj, nil
+	})
+	df := dynamicinformer.NewDynamicSharedInformerFactory(o.Dynamic, 0)
+	s.policies = df.ForResource(GVR).Informer()
+	_ = s.policies.SetTransform(func(obj any) (any, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return obj, nil
+		}
+		p := &mnp.MultiNetworkPolicy{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, p); err != nil {
+			// Kept as an empty-ruled policy of its name: it isolates what
+			// its podSelector (if any survived) selects, allows nothing.
+			o.Log.Warn("MultiNetworkPolicy does not decode", "policy", u.GetNamespace()+"/"+u.GetName(), "err", err)
+		}
+		p.ManagedFields = nil
+		return p, nil
+	})
+	all := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.changed() },
+		UpdateFunc: func(any, any) { s.changed() },
+		DeleteFunc: func(any) { s.changed() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{s.pods, s.nss, s.policies} {
+		_, _ = inf.AddEventHandler(all)
+	}
+	return s
+}
+
+// index is the address index of the informers' pods and namespaces,
+// rebuilt once after each change of them (not once per local pod).
+func (s *Syncer) index() netpol.Index {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idx != nil && s.idxGen == s.gen {
+		return *s.idx
+	}
+	var pods []*corev1.Pod
+	for _, o := range s.pods.GetStore().List() {
+		pods = append(pods, o.(*corev1.Pod))
+	}
+	var nss []*corev1.Namespace
+	for _, o := range s.nss.GetStore().List() {
+		nss = append(nss, o.(*corev1.Namespace))
+	}
+	idx := netpol.BuildIndex(pods, nss)
+	s.idx, s.idxGen = &idx, s.gen
+	return idx
+}
+
+// changed notes a change of the informers and queues every local pod.
+func (s *Syncer) changed() {
+	s.mu.Lock()
+	s.gen++
+	s.mu.Unlock()
+	s.enqueueAll()
+}
+
+// enqueueAll queues every local pod: any change may concern any of them
+// (a peer's IP, a namespace's labels, a policy); a pod whose plan did not
+// change is not written again.
+func (s *Syncer) enqueueAll() {
+	ids, err := s.opts.Cache.List()
+	if err != nil {
+		s.log.Warn("policy: listing plexus's cache", "err", err)
+		return
+	}
+	for _, id := range ids {
+		s.queue.Add(id)
+	}
+}
+
+// Run syncs until ctx ends. Each local pod's table is written from
+// scratch once the informers have synced (a restarted plexusd rewrites
+// them all; until then the previous tables keep filtering).
+func (s *Syncer) Run(ctx context.Context) error {
+	defer s.queue.ShutDown()
+	for _, inf := range []cache.SharedIndexInformer{s.pods, s.nss, s.policies} {
+		go inf.Run(ctx.Done())
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nss.HasSynced, s.policies.HasSynced) {
+		return ctx.Err()
+	}
+	s.log.Info("policy: informers synced", "pods", len(s.pods.GetStore().ListKeys()),
+		"namespaces", len(s.nss.GetStore().ListKeys()), "policies", len(s.policies.GetStore().ListKeys()))
+	go s.watchCache(ctx)
+	go func() {
+		t := time.NewTicker(s.opts.Rescan)
+		defer t.Stop()
+		for {
+			s.enqueueAll()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	go func() { <-ctx.Done(); s.queue.ShutDown() }()
+	for {
+		id, quit := s.queue.Get()
+		if quit {
+			return nil
+		}
+		if err := s.Sync(ctx, id); err != nil {
+			s.opts.Metrics.SyncErrors.Inc()
+			s.log.Warn("policy: sync", "container", id, "err", err)
+			s.queue.AddRateLimited(id)
+		} else {
+			s.queue.Forget(id)
+		}
+		s.queue.Done(id)
+	}
+}
+
+// watchCache queues a container as soon as the ADD records its intent in
+// plexus's cache (before the delegates run: pkg/attach), so that its table
+// is written while its interfaces are being made rather than at the next
+// rescan. (iifname/oifname match by name: the rules may precede the
+// interfaces.) The rescan stays the backstop: the watch races the ADD.
+func (s *Syncer) watchCache(ctx context.Context) {
+	dir := filepath.Join(s.opts.Cache.Dir, "containers")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		s.log.Warn("policy: watching plexus's cache", "err", err)
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		s.log.Warn("policy: watching plexus's cache", "err", err)
+		return
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		s.log.Warn("policy: watching plexus's cache", "dir", dir, "err", err)
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-w.Errors:
+			s.log.Warn("policy: watching plexus's cache", "err", err)
+		case ev := <-w.Events:
+			switch {
+			case filepath.Dir(ev.Name) == dir && ev.Has(fsnotify.Create):
+				// A new container: its intent.json follows in it.
+				_ = w.Add(ev.Name)
+				s.queue.Add(filepath.Base(ev.Name))
+			case filepath.Dir(filepath.Dir(ev.Name)) == dir && filepath.Base(ev.Name) == "intent.json" &&
+				(ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write)):
+				s.queue.Add(filepath.Base(filepath.Dir(ev.Name)))
+			}
+		}
+	}
+}
+
+// Sync writes one container's table when its plan changed.
+func (s *Syncer) Sync(ctx context.Context, id string) error {
+	start := time.Now()
+	e, err := s.opts.Cache.Load(id)
+	if err != nil {
+		return err
+	}
+	if e == nil || e.NetNS == "" || e.PodName == "" {
+		s.forget(id)
+		return nil
+	}
+	obj, ok, err := s.pods.GetStore().GetByKey(e.PodNamespace + "/" + e.PodName)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("pod %s/%s: not in the pod informer yet", e.PodNamespace, e.PodName)
+	}
+	pod := obj.(*corev1.Pod)
+	target := netpol.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Ports: netpol.PodPorts(pod),
+		Attachments: netpol.AttachmentsOf(e, s.opts.VFIO)}
+	var pols []*mnp.MultiNetworkPolicy
+	for _, o := range s.policies.GetStore().List() {
+		if p, ok := o.(*mnp.MultiNetworkPolicy); ok && p.Namespace == pod.Namespace {
+			pols = append(pols, p)
+		}
+	}
+	plan := netpol.Compile(pols, target, s.index())
+	b, err := json.Marshal(plan.Interfaces)
+	if err != nil {
+		return err
+	}
+	fp := string(b)
+
+	s.mu.Lock()
+	st := s.state[id]
+	if st == nil {
+		st = &podState{warned: map[string]bool{}, plan: "\x00never"}
+		s.state[id] = st
+	}
+	s.mu.Unlock()
+	for _, err := range plan.Errors {
+		s.warn(st, pod, "PolicyError", err.Error())
+	}
+	for _, r := range plan.Refused {
+		s.warn(st, pod, "PolicyNotEnforceable", fmt.Sprintf("pod %s/%s: network %s: interface %s: %s", pod.Namespace, pod.Name, r.NAD, r.Interface, r.Reason))
+	}
+	if st.plan == fp {
+		s.setCounts(id, len(plan.Interfaces), len(plan.Refused))
+		return nil
+	}
+	if err := s.opts.Apply(ctx, e.NetNS, plan); err != nil {
+		if _, serr := os.Stat(e.NetNS); os.IsNotExist(serr) {
+			s.forget(id) // the sandbox is gone: nothing to filter
+			return nil
+		}
+		return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	st.plan = fp
+	s.setCounts(id, len(plan.Interfaces), len(plan.Refused))
+	s.opts.Metrics.SyncSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (s *Syncer) warn(st *podState, pod *corev1.Pod, reason, msg string) {
+	if st.warned[msg] {
+		return
+	}
+	st.warned[msg] = true
+	s.log.Warn("policy: "+reason, "pod", pod.Namespace+"/"+pod.Name, "msg", msg)
+	if s.opts.Warn != nil {
+		s.opts.Warn(pod.Namespace, pod.Name, reason, msg)
+	}
+}
+
+// setCounts records a container's filtered and refused interfaces and
+// updates the gauges.
+func (s *Syncer) setCounts(id string, interfaces, refused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.state[id]; st != nil {
+		st.interfaces, st.refused = interfaces, refused
+	}
+	s.gauges()
+}
+
+func (s *Syncer) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.state, id)
+	s.gauges()
+}
+
+// gauges recomputes the gauges; s.mu held.
+func (s *Syncer) gauges() {
+	pods, ifs, ref := 0, 0, 0
+	for _, st := range s.state {
+		if st.interfaces > 0 {
+			pods++
+		}
+		ifs += st.interfaces
+		ref += st.refused
+	}
+	s.opts.Metrics.Pods.Set(float64(pods))
+	s.opts.Metrics.Interfaces.Set(float64(ifs))
+	s.opts.Metrics.Refused.Set(float64(ref))
+}
