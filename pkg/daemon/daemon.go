@@ -29,8 +29,8 @@ import (
 	"github.com/plexus-cni/plexus/pkg/k8s"
 	"github.com/plexus-cni/plexus/pkg/outbox"
 	"github.com/plexus-cni/plexus/pkg/podresources"
-	"github.com/plexus-cni/plexus/pkg/resolve"
 	"github.com/plexus-cni/plexus/pkg/policysync"
+	"github.com/plexus-cni/plexus/pkg/resolve"
 )
 
 // DefaultSocket is where plexusd listens.
