@@ -16,9 +16,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
+	"k8s.io/dynamic-resource-allocation/resourceslice"
 
 	"github.com/plexus-cni/plexus/pkg/deviceplugin"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
+	"github.com/plexus-cni/plexus/pkg/probe"
 	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
@@ -37,6 +39,9 @@ type Options struct {
 	PluginDir   string // this driver's socket and checkpoint
 	Links       deviceplugin.LinkMonitor
 	Log         *slog.Logger
+	// HealthAddress serves /healthz and /readyz (ready: registered with
+	// kubelet and the ResourceSlices published); "" for none.
+	HealthAddress string
 }
 
 // Main is the sriov-dra-driver daemon: flags, then Run until SIGINT or
@@ -57,6 +62,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.CDIDir, "cdi-dir", DefaultCDIDir, "directory for the CDI specs of vfio-pci VFs (the runtime's CDI spec dir)")
 	fs.StringVar(&o.RegistryDir, "registry-dir", kubeletplugin.KubeletRegistryDir, "kubelet's plugin registration directory")
 	fs.StringVar(&o.PluginDir, "plugin-dir", "", "this driver's socket and checkpoint directory (default: kubelet's plugins dir/<driver-name>)")
+	fs.StringVar(&o.HealthAddress, "health-address", DefaultHealthAddress, "serve /healthz and /readyz (ready: registered with kubelet, ResourceSlices published) on this host:port (off when empty)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -88,6 +94,19 @@ func Run(ctx context.Context, o Options) error {
 	if o.PluginDir == "" {
 		o.PluginDir = filepath.Join(kubeletplugin.KubeletPluginsDir, o.DriverName)
 	}
+	ready := &readiness{driver: o.DriverName, node: o.NodeName, timeout: 3 * time.Second}
+	if o.HealthAddress != "" {
+		addr, errc, err := probe.Serve(ctx, o.HealthAddress, ready.NotReady)
+		if err != nil {
+			return err
+		}
+		o.Log.Info("serving /healthz and /readyz", "address", addr.String())
+		go func() {
+			if err := <-errc; err != nil {
+				o.Log.Error("health server stopped", "err", err)
+			}
+		}()
+	}
 	cfg, err := dpconfig.LoadFile(o.ConfigPath, o.Prefix)
 	if err != nil {
 		return err
@@ -113,6 +132,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	ready.client = client
 	if err := os.MkdirAll(o.PluginDir, 0o750); err != nil {
 		return err
 	}
@@ -131,16 +151,21 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("kubelet plugin: %w", err)
 	}
 	defer helper.Stop()
+	ready.pluginStarted(helper.RegistrationStatus)
 	o.Log.Debug("kubelet plugin started", "since start", time.Since(start))
+	publish := func(res resourceslice.DriverResources) error {
+		ready.published(res)
+		return helper.PublishResources(ctx, res)
+	}
 	down := pfsDown(pfs)
-	if err := helper.PublishResources(ctx, d.Resources(down)); err != nil {
+	if err := publish(d.Resources(down)); err != nil {
 		return err
 	}
 	o.Log.Info("publishing", "driver", o.DriverName, "node", o.NodeName, "pfs", len(pfs), "since start", time.Since(start))
 	go rep.run(ctx, o.NodeName)
 	if o.Links != nil {
 		go watchLinks(ctx, o, pfs, func(down map[string]bool) {
-			if err := helper.PublishResources(ctx, d.Resources(down)); err != nil {
+			if err := publish(d.Resources(down)); err != nil {
 				o.Log.Error("republishing", "err", err)
 			}
 		})
