@@ -18,8 +18,10 @@ import (
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 
+	"github.com/plexus-cni/plexus/pkg/apiendpoint"
 	"github.com/plexus-cni/plexus/pkg/deviceplugin"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
+	"github.com/plexus-cni/plexus/pkg/k8s"
 	"github.com/plexus-cni/plexus/pkg/probe"
 	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
@@ -30,6 +32,7 @@ type Options struct {
 	DriverName  string
 	NodeName    string
 	Kubeconfig  string // empty: in-cluster
+	APIServer   string // replaces KUBERNETES_SERVICE_HOST/PORT (or the kubeconfig's server)
 	ConfigPath  string // the resourceList (sriov-device-plugin's format)
 	Prefix      string // resourcePrefix default
 	Discovery   discovery.Options
@@ -54,6 +57,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.DriverName, "driver-name", DefaultDriverName, "DRA driver name (ResourceSlices, DeviceClasses, attribute domain)")
 	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster)")
+	fs.StringVar(&o.APIServer, "api-server", "", "API server URL https://<host>:<port>, instead of KUBERNETES_SERVICE_HOST/PORT (clusters without kube-proxy); with --kubeconfig, replaces its server")
 	fs.StringVar(&o.ConfigPath, "config", deviceplugin.DefaultConfigPath, "resourceList configuration (sriov-device-plugin's format): one pool attribute per resource")
 	fs.StringVar(&o.Prefix, "resource-prefix", dpconfig.DefaultPrefix, "resource prefix for resources without resourcePrefix")
 	fs.StringVar(&o.Discovery.Root, "host-root", "/", "directory holding the host's /sys")
@@ -116,11 +120,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	o.Log.Debug("discovered", "pfs", len(pfs), "since start", time.Since(start))
+	src, err := apiendpoint.Choose(o.Kubeconfig, o.APIServer, os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"))
+	if err != nil {
+		return err
+	}
 	var rc *rest.Config
-	if o.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if src.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags(src.Server, src.Kubeconfig)
 	} else {
-		rc, err = rest.InClusterConfig()
+		rc, err = k8s.RESTConfig(src, k8s.ServiceAccountDir)
 	}
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
