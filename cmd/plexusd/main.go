@@ -39,6 +39,7 @@ func main() {
 	fs.DurationVar(&o.GCInterval, "gc-interval", daemon.DefaultGCInterval, "how often to collect the state of sandboxes that are gone")
 	fs.DurationVar(&o.GCGrace, "gc-grace", daemon.DefaultGCGrace, "how old such state must be before it is collected")
 	fs.StringVar(&o.CNIConfig, "cni-config", daemon.DefaultCNIConfig, "plexus's conflist, read by hot-plug for plexus's config (\"-\": hot-plug off)")
+	fs.StringVar(&o.NetnsDir, "netns-dir", daemon.DefaultNetnsDir, "the runtime's netns directory: not ready while it is a mount that does not receive the host's new namespaces (\"\" skips the check)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])

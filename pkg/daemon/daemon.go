@@ -57,6 +57,10 @@ type Options struct {
 	// CNIConfig is plexus's conflist (DefaultCNIConfig when empty), read by
 	// hot-plug for plexus's config (hotplug.go); "-" turns hot-plug off.
 	CNIConfig string
+
+	// NetnsDir is the runtime's netns directory, checked at start to
+	// receive the host's new mounts (netnsmount.go); "" skips the check.
+	NetnsDir string
 }
 
 // Defaults of Options.
@@ -83,6 +87,8 @@ type Daemon struct {
 	serving atomic.Bool
 	kick    chan struct{}
 	wg      sync.WaitGroup
+
+	netnsErr error // set once by Run: the netns directory's mount (netnsmount.go)
 
 	// publishing holds, per outbox file, its retry state.
 	mu         sync.Mutex
@@ -175,6 +181,11 @@ func (d *Daemon) Ready() bool { return d.Synced() && d.serving.Load() }
 
 // Run runs plexusd until ctx is done.
 func (d *Daemon) Run(ctx context.Context) error {
+	if d.opts.NetnsDir != "" {
+		if d.netnsErr = checkNetnsMount(d.opts.NetnsDir); d.netnsErr != nil {
+			d.log.Error("plexusd stays not ready", "err", d.netnsErr)
+		}
+	}
 	ln, err := listen(d.opts.Socket)
 	if err != nil {
 		return err
@@ -250,6 +261,11 @@ func (d *Daemon) httpHandler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if d.netnsErr != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", d.netnsErr)
+			return
+		}
 		if !d.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: informers synced=%v, socket served=%v\n", d.Synced(), d.serving.Load())
