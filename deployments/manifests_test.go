@@ -665,7 +665,7 @@ func TestImageTags(t *testing.T) {
 // values it accepts, so that no node crash-loops on a mistyped flag. The
 // binaries stop at the appended --help, after parsing everything before.
 func TestContainerFlags(t *testing.T) {
-	for _, file := range []string{"plexus.yaml", "sriov-device-plugin.yaml"} {
+	for _, file := range []string{"plexus.yaml", "sriov-device-plugin.yaml", "sriov-dra.yaml"} {
 		for _, c := range daemonSetOf(t, file).Spec.Template.Spec.Containers {
 			if len(c.Command) != 1 {
 				t.Errorf("%s: container %s: command %v, want the binary alone (flags in args)", file, c.Name, c.Command)

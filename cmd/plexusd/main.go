@@ -13,8 +13,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/plexus-cni/plexus/pkg/apiendpoint"
 	"github.com/plexus-cni/plexus/pkg/config"
 	"github.com/plexus-cni/plexus/pkg/daemon"
+	"github.com/plexus-cni/plexus/pkg/k8s"
 	"github.com/plexus-cni/plexus/pkg/podresources"
 )
 
@@ -24,9 +26,10 @@ var version = "dev"
 func main() {
 	var o daemon.Options
 	var showVersion bool
-	var logLevel string
+	var logLevel, apiServer string
 	fs := flag.NewFlagSet("plexusd", flag.ExitOnError)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig of plexusd's API credentials (default: in-cluster service account)")
+	fs.StringVar(&apiServer, "api-server", "", "API server URL https://<host>:<port>, instead of KUBERNETES_SERVICE_HOST/PORT (clusters without kube-proxy); with --kubeconfig, replaces its server")
 	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.Socket, "socket", daemon.DefaultSocket, "unix socket the plexus shim asks (plexus config key \"daemonSocket\")")
 	fs.StringVar(&o.CNIDir, "cni-dir", config.DefaultCNIDir, "plexus's cniDir: its cache, and the outbox under it")
@@ -37,6 +40,7 @@ func main() {
 	fs.DurationVar(&o.GCGrace, "gc-grace", daemon.DefaultGCGrace, "how old such state must be before it is collected")
 	fs.StringVar(&o.CNIConfig, "cni-config", daemon.DefaultCNIConfig, "plexus's conflist, read by hot-plug for plexus's config (\"-\": hot-plug off)")
 	fs.BoolVar(&o.NetworkPolicy, "network-policy", false, "enforce MultiNetworkPolicy on this node's pods (docs/network-policy.md; needs the nft command)")
+	fs.StringVar(&o.NetnsDir, "netns-dir", daemon.DefaultNetnsDir, "the runtime's netns directory: not ready while it is a mount that does not receive the host's new namespaces (\"\" skips the check)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
@@ -50,6 +54,14 @@ func main() {
 		os.Exit(2)
 	}
 	o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("component", "plexusd")
+	src, err := apiendpoint.Choose(o.Kubeconfig, apiServer, os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"))
+	if err == nil {
+		o.RESTConfig, err = k8s.RESTConfig(src, k8s.ServiceAccountDir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plexusd:", err)
+		os.Exit(1)
+	}
 	d, err := daemon.New(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,9 +39,11 @@ func TestDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := kubeletstub.Start(t, dir)
+	health := testutil.FreeAddr(t)
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "--config", cfg, "--host-root", tr.Root, "--device-plugin-dir", dir,
-		"--devinfo-dir", devinfo, "--resource-prefix", "test.plexus.io", "--metrics-address", "127.0.0.1:0")
+		"--devinfo-dir", devinfo, "--resource-prefix", "test.plexus.io", "--metrics-address", "127.0.0.1:0",
+		"--health-address", health)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -52,6 +57,8 @@ func TestDaemon(t *testing.T) {
 		}
 	}()
 	p := k.WaitPlugin(t, "test.plexus.io/vfs", 1, 10*time.Second)
+	// Registered: /readyz says so (the probe of deployments/sriov-device-plugin.yaml).
+	waitReadyz(t, "http://"+health+"/readyz", &stderr)
 	resp, err := p.Allocate(context.Background(), []string{"0000:3c:00.1"})
 	if err != nil {
 		t.Fatalf("allocate: %v\n%s", err, stderr.String())
@@ -99,9 +106,29 @@ func TestDaemonRejectsBadStart(t *testing.T) {
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
-		out, err := exec.Command(bin, append(tc.args, "--device-plugin-dir", t.TempDir())...).CombinedOutput()
+		out, err := exec.Command(bin, append(tc.args, "--device-plugin-dir", t.TempDir(), "--health-address", "")...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%v: err=%v, output lacks %q:\n%s", tc.args, err, tc.want, out)
 		}
 	}
+}
+
+// waitReadyz waits up to 10s for url to answer 200.
+func waitReadyz(t *testing.T, url string, stderr *bytes.Buffer) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	t.Fatalf("%s not ready in 10s: %s\n%s", url, last, stderr.String())
 }

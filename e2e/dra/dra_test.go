@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,8 +223,9 @@ func (w *world) deploy(t *testing.T, mode string) *testutil.Plexusd {
 }
 
 // startDriver runs the sriov-dra-driver binary on a sysfs root and returns
-// when it runs; it is stopped (SIGTERM) when the test ends.
-func (w *world) startDriver(t *testing.T, name, root, config, devinfo, kubeconfig string) *exec.Cmd {
+// when it runs, with the URL of its /readyz; it is stopped (SIGTERM) when
+// the test ends.
+func (w *world) startDriver(t *testing.T, name, root, config, devinfo, kubeconfig string) (*exec.Cmd, string) {
 	t.Helper()
 	dir := filepath.Join(w.base, "drv-"+name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -236,9 +239,11 @@ func (w *world) startDriver(t *testing.T, name, root, config, devinfo, kubeconfi
 	if err != nil {
 		t.Fatal(err)
 	}
+	health := testutil.FreeAddr(t)
 	cmd := exec.Command(w.driverBin, "--driver-name", name, "--node-name", w.node.Name,
 		"--kubeconfig", kubeconfig, "--config", cfg, "--host-root", root, "--devinfo-dir", devinfo,
-		"--registry-dir", filepath.Join(w.node.KubeletRootDir, "plugins_registry"), "--plugin-dir", filepath.Join(dir, "plugin"), "--log-level", "debug")
+		"--registry-dir", filepath.Join(w.node.KubeletRootDir, "plugins_registry"), "--plugin-dir", filepath.Join(dir, "plugin"), "--log-level", "debug",
+		"--health-address", health)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -252,7 +257,18 @@ func (w *world) startDriver(t *testing.T, name, root, config, devinfo, kubeconfi
 			t.Logf("driver %s log:\n%s", name, tail(string(b), 4000))
 		}
 	})
-	return cmd
+	return cmd, "http://" + health + "/readyz"
+}
+
+// readyz asks url: its status code and body.
+func readyz(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 func tail(s string, n int) string {
@@ -303,7 +319,7 @@ func (w *world) publish(t *testing.T, driver string, n int) time.Duration {
 		return wt
 	}
 	start := time.Now()
-	cmd := w.startDriver(t, driver, tree.Root, `{"resourceList":[{"resourceName":"bench","selectors":[{"pfNames":["pxbench`+strconv.Itoa(n)+`"]}]}]}`, filepath.Join(w.base, "devinfo-"+driver), w.cp.AdminKubeconfig)
+	cmd, _ := w.startDriver(t, driver, tree.Root, `{"resourceList":[{"resourceName":"bench","selectors":[{"pfNames":["pxbench`+strconv.Itoa(n)+`"]}]}]}`, filepath.Join(w.base, "devinfo-"+driver), w.cp.AdminKubeconfig)
 	wt := watchSlices()
 	devices := map[string]int{}
 	for total := 0; total != n; {
@@ -388,7 +404,19 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	// The driver runs as deployments/sriov-dra.yaml has it: its
 	// ServiceAccount's RBAC, with a token bound to a pod on this node (what
 	// associated-node:patch of the claim status needs).
-	w.startDriver(t, dra.DefaultDriverName, w.tree.Root, `{"resourceList":[{"resourceName":"sriov_dra","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxdrapf"]}]}]}`, w.devinfo, w.nodeBoundDriverKubeconfig(t))
+	_, ready := w.startDriver(t, dra.DefaultDriverName, w.tree.Root, `{"resourceList":[{"resourceName":"sriov_dra","resourcePrefix":"plexus.io","selectors":[{"pfNames":["pxdrapf"]}]}]}`, w.devinfo, w.nodeBoundDriverKubeconfig(t))
+	// The DaemonSet's readinessProbe: ready once kubelet registered the
+	// plugin and the API holds the published slices, 503 with the reason
+	// before.
+	var notReady []string
+	poll(t, "the driver's /readyz 200", 30*time.Second, func() (bool, error) {
+		code, body, err := readyz(ready)
+		if err == nil && code != http.StatusOK && (len(notReady) == 0 || notReady[len(notReady)-1] != body) {
+			notReady = append(notReady, body)
+		}
+		return code == http.StatusOK, fmt.Errorf("%d %s (%v)", code, body, err)
+	})
+	t.Logf("/readyz answers before ready: %q", notReady)
 	poll(t, "the node's 4 VFs published", 30*time.Second, func() (bool, error) {
 		n, err := w.sliceDevices(dra.DefaultDriverName)
 		return n == 4, err
@@ -411,6 +439,10 @@ func TestSRIOVThroughDRA(t *testing.T) {
 	poll(t, "the VFs back with the PF's link", 10*time.Second, func() (bool, error) {
 		n, err := w.sliceDevices(dra.DefaultDriverName)
 		return n == 4, err
+	})
+	poll(t, "the driver's /readyz 200 after the republication", 10*time.Second, func() (bool, error) {
+		code, body, err := readyz(ready)
+		return code == http.StatusOK, fmt.Errorf("%d %s (%v)", code, body, err)
 	})
 
 	// DeviceClass (as deployments/sriov-dra-deviceclass.yaml), a template of

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -443,8 +444,9 @@ func (w *world) startDevicePlugin(t *testing.T, hostRoot, config, resource strin
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "sriov-dp.json")
 	os.WriteFile(cfg, []byte(config), 0o644)
+	health := testutil.FreeAddr(t)
 	dp := exec.Command(testutil.BuildBinary(t, "sriov-device-plugin"), "--config", cfg, "--host-root", hostRoot,
-		"--device-plugin-dir", w.node.DevicePluginDir, "--devinfo-dir", filepath.Join(w.devinfo, "dp"))
+		"--device-plugin-dir", w.node.DevicePluginDir, "--devinfo-dir", filepath.Join(w.devinfo, "dp"), "--health-address", health)
 	var dpLog strings.Builder
 	dp.Stdout, dp.Stderr = &dpLog, &dpLog
 	if err := dp.Start(); err != nil {
@@ -464,6 +466,16 @@ func (w *world) startDevicePlugin(t *testing.T, hostRoot, config, resource strin
 		}
 		q := n.Status.Allocatable[corev1.ResourceName(resource)]
 		return q.Value() == want
+	})
+	// Registered with the real kubelet: the DaemonSet's readinessProbe
+	// (/readyz) says so.
+	waitFor(t, "device plugin /readyz 200", func() bool {
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 }
 

@@ -195,7 +195,7 @@ func (w *world) startDevicePlugin(pluginDir string) {
  {"resourceName":"sriov_other","resourcePrefix":"plexus.io","selectors":[{"pfNames":[%q]}]}]}`, w.A.Netdev, w.B.Netdev))
 	w.dpLog = &syncBuffer{}
 	cmd := exec.Command(bin, "--config", cfg, "--host-root", w.Tree.Root, "--device-plugin-dir", pluginDir,
-		"--devinfo-dir", filepath.Join(w.DevInfo, "dp"), "--log-level", "debug")
+		"--devinfo-dir", filepath.Join(w.DevInfo, "dp"), "--log-level", "debug", "--health-address", testutil.FreeAddr(t))
 	cmd.Stderr = w.dpLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

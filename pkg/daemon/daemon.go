@@ -63,6 +63,9 @@ type Options struct {
 	// NetworkPolicy enforces MultiNetworkPolicy on the pods of this node
 	// (pkg/policysync; docs/network-policy.md).
 	NetworkPolicy bool
+	// NetnsDir is the runtime's netns directory, checked at start to
+	// receive the host's new mounts (netnsmount.go); "" skips the check.
+	NetnsDir string
 }
 
 // Defaults of Options.
@@ -93,6 +96,8 @@ type Daemon struct {
 	serving atomic.Bool
 	kick    chan struct{}
 	wg      sync.WaitGroup
+
+	netnsErr error // set once by Run: the netns directory's mount (netnsmount.go)
 
 	// publishing holds, per outbox file, its retry state.
 	mu         sync.Mutex
@@ -197,6 +202,11 @@ func (d *Daemon) Ready() bool { return d.Synced() && d.serving.Load() }
 
 // Run runs plexusd until ctx is done.
 func (d *Daemon) Run(ctx context.Context) error {
+	if d.opts.NetnsDir != "" {
+		if d.netnsErr = checkNetnsMount(d.opts.NetnsDir); d.netnsErr != nil {
+			d.log.Error("plexusd stays not ready", "err", d.netnsErr)
+		}
+	}
 	ln, err := listen(d.opts.Socket)
 	if err != nil {
 		return err
@@ -276,6 +286,11 @@ func (d *Daemon) httpHandler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if d.netnsErr != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", d.netnsErr)
+			return
+		}
 		if !d.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: informers synced=%v, socket served=%v\n", d.Synced(), d.serving.Load())

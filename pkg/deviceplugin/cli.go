@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/plexus-cni/plexus/pkg/probe"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
 
@@ -22,6 +23,7 @@ func Main(args []string, stderr io.Writer) int {
 	var (
 		o            Options
 		metrics      string
+		health       string
 		podResources string
 		logLevel     string
 	)
@@ -32,6 +34,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.PluginDir, "device-plugin-dir", DefaultPluginDir, "kubelet's device plugin directory (holds kubelet.sock)")
 	fs.StringVar(&o.DevInfoDir, "devinfo-dir", DefaultDevInfoDir, "directory for device-info files")
 	fs.StringVar(&metrics, "metrics-address", "", "serve Prometheus metrics on this host:port (off when empty)")
+	fs.StringVar(&health, "health-address", DefaultHealthAddress, "serve /healthz and /readyz (ready: every pool registered with kubelet) on this host:port (off when empty)")
 	fs.StringVar(&podResources, "pod-resources-socket", "", "kubelet's pod-resources socket: with --metrics-address, plexus_sriov_vfs counts the allocated devices (none when empty)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -50,7 +53,7 @@ func Main(args []string, stderr io.Writer) int {
 	o.Links = NetlinkMonitor{}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, metrics, podResources); err != nil {
+	if err := run(ctx, o, metrics, health, podResources); err != nil {
 		fmt.Fprintf(stderr, "sriov-device-plugin: %v\n", err)
 		return 1
 	}
@@ -58,7 +61,12 @@ func Main(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func run(ctx context.Context, o Options, metricsAddr, podResources string) error {
+// DefaultHealthAddress is where /healthz and /readyz are served: the
+// plugin runs on the host's network, so this is the node's port 9557
+// (plexusd has 9555, the plugin's metrics 9556, sriov-dra-driver 9558).
+const DefaultHealthAddress = ":9557"
+
+func run(ctx context.Context, o Options, metricsAddr, healthAddr, podResources string) error {
 	if _, err := os.Stat(o.Discovery.Root); err != nil {
 		return fmt.Errorf("--host-root %q: %w", o.Discovery.Root, err)
 	}
@@ -81,6 +89,18 @@ func run(ctx context.Context, o Options, metricsAddr, podResources string) error
 	m, err := NewManager(o)
 	if err != nil {
 		return err
+	}
+	if healthAddr != "" {
+		addr, errc, err := probe.Serve(ctx, healthAddr, m.NotReady)
+		if err != nil {
+			return err
+		}
+		o.Log.Info("serving /healthz and /readyz", "address", addr.String())
+		go func() {
+			if err := <-errc; err != nil {
+				o.Log.Error("health server stopped", "err", err)
+			}
+		}()
 	}
 	return m.Run(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -47,6 +48,7 @@ type Manager struct {
 	sysfsUp    map[string]bool    // PF netdev -> up, from sysfs at the last discovery
 	linkUp     map[string]bool    // PF netdev -> up, from the link monitor (wins)
 	ready      chan struct{}
+	state      atomic.Pointer[regState] // for NotReady (readiness.go)
 }
 
 // NewManager checks the options and fills in defaults.
@@ -199,6 +201,7 @@ func (m *Manager) apply(ctx context.Context, cfg *dpconfig.Config) error {
 	pools := dpconfig.Pools(cfg, pfs)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.snapshotLocked()
 	m.cfg = cfg
 	m.sysfsUp = map[string]bool{}
 	for _, pf := range pfs {
@@ -241,6 +244,7 @@ func (m *Manager) apply(ctx context.Context, cfg *dpconfig.Config) error {
 
 // registerLocked registers s with kubelet when kubelet's socket is there.
 func (m *Manager) registerLocked(ctx context.Context, s *Server) {
+	defer m.snapshotLocked()
 	kubelet := statID(filepath.Join(m.opts.PluginDir, KubeletSocketName))
 	if kubelet == (fileID{}) {
 		m.log.Info("kubelet socket not there yet; will register when it appears", "resource", s.ResourceName())

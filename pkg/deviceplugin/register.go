@@ -39,8 +39,13 @@ func Register(ctx context.Context, pluginDir, fullName string) error {
 	return nil
 }
 
-// fileID identifies a file's incarnation (device and inode), zero when absent.
-type fileID struct{ dev, ino uint64 }
+// fileID identifies a file's incarnation (device, inode and change time:
+// a new kubelet.sock may get the inode of the one just removed), zero when
+// absent.
+type fileID struct {
+	dev, ino uint64
+	ctime    int64 // nanoseconds
+}
 
 func statID(path string) fileID {
 	fi, err := os.Stat(path)
@@ -51,5 +56,5 @@ func statID(path string) fileID {
 	if !ok {
 		return fileID{}
 	}
-	return fileID{uint64(st.Dev), st.Ino}
+	return fileID{uint64(st.Dev), st.Ino, st.Ctim.Nano()}
 }

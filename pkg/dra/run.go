@@ -16,9 +16,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
+	"k8s.io/dynamic-resource-allocation/resourceslice"
 
+	"github.com/plexus-cni/plexus/pkg/apiendpoint"
 	"github.com/plexus-cni/plexus/pkg/deviceplugin"
 	"github.com/plexus-cni/plexus/pkg/devinfo"
+	"github.com/plexus-cni/plexus/pkg/k8s"
+	"github.com/plexus-cni/plexus/pkg/probe"
 	"github.com/plexus-cni/plexus/pkg/sriov/discovery"
 	"github.com/plexus-cni/plexus/pkg/sriov/dpconfig"
 )
@@ -28,6 +32,7 @@ type Options struct {
 	DriverName  string
 	NodeName    string
 	Kubeconfig  string // empty: in-cluster
+	APIServer   string // replaces KUBERNETES_SERVICE_HOST/PORT (or the kubeconfig's server)
 	ConfigPath  string // the resourceList (sriov-device-plugin's format)
 	Prefix      string // resourcePrefix default
 	Discovery   discovery.Options
@@ -37,6 +42,9 @@ type Options struct {
 	PluginDir   string // this driver's socket and checkpoint
 	Links       deviceplugin.LinkMonitor
 	Log         *slog.Logger
+	// HealthAddress serves /healthz and /readyz (ready: registered with
+	// kubelet and the ResourceSlices published); "" for none.
+	HealthAddress string
 }
 
 // Main is the sriov-dra-driver daemon: flags, then Run until SIGINT or
@@ -49,6 +57,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.DriverName, "driver-name", DefaultDriverName, "DRA driver name (ResourceSlices, DeviceClasses, attribute domain)")
 	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster)")
+	fs.StringVar(&o.APIServer, "api-server", "", "API server URL https://<host>:<port>, instead of KUBERNETES_SERVICE_HOST/PORT (clusters without kube-proxy); with --kubeconfig, replaces its server")
 	fs.StringVar(&o.ConfigPath, "config", deviceplugin.DefaultConfigPath, "resourceList configuration (sriov-device-plugin's format): one pool attribute per resource")
 	fs.StringVar(&o.Prefix, "resource-prefix", dpconfig.DefaultPrefix, "resource prefix for resources without resourcePrefix")
 	fs.StringVar(&o.Discovery.Root, "host-root", "/", "directory holding the host's /sys")
@@ -57,6 +66,7 @@ func Main(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.CDIDir, "cdi-dir", DefaultCDIDir, "directory for the CDI specs of vfio-pci VFs (the runtime's CDI spec dir)")
 	fs.StringVar(&o.RegistryDir, "registry-dir", kubeletplugin.KubeletRegistryDir, "kubelet's plugin registration directory")
 	fs.StringVar(&o.PluginDir, "plugin-dir", "", "this driver's socket and checkpoint directory (default: kubelet's plugins dir/<driver-name>)")
+	fs.StringVar(&o.HealthAddress, "health-address", DefaultHealthAddress, "serve /healthz and /readyz (ready: registered with kubelet, ResourceSlices published) on this host:port (off when empty)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -88,6 +98,19 @@ func Run(ctx context.Context, o Options) error {
 	if o.PluginDir == "" {
 		o.PluginDir = filepath.Join(kubeletplugin.KubeletPluginsDir, o.DriverName)
 	}
+	ready := &readiness{driver: o.DriverName, node: o.NodeName, timeout: 3 * time.Second}
+	if o.HealthAddress != "" {
+		addr, errc, err := probe.Serve(ctx, o.HealthAddress, ready.NotReady)
+		if err != nil {
+			return err
+		}
+		o.Log.Info("serving /healthz and /readyz", "address", addr.String())
+		go func() {
+			if err := <-errc; err != nil {
+				o.Log.Error("health server stopped", "err", err)
+			}
+		}()
+	}
 	cfg, err := dpconfig.LoadFile(o.ConfigPath, o.Prefix)
 	if err != nil {
 		return err
@@ -97,11 +120,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	o.Log.Debug("discovered", "pfs", len(pfs), "since start", time.Since(start))
+	src, err := apiendpoint.Choose(o.Kubeconfig, o.APIServer, os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"))
+	if err != nil {
+		return err
+	}
 	var rc *rest.Config
-	if o.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if src.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags(src.Server, src.Kubeconfig)
 	} else {
-		rc, err = rest.InClusterConfig()
+		rc, err = k8s.RESTConfig(src, k8s.ServiceAccountDir)
 	}
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -113,6 +140,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	ready.client = client
 	if err := os.MkdirAll(o.PluginDir, 0o750); err != nil {
 		return err
 	}
@@ -135,16 +163,21 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("kubelet plugin: %w", err)
 	}
 	defer helper.Stop()
+	ready.pluginStarted(helper.RegistrationStatus)
 	o.Log.Debug("kubelet plugin started", "since start", time.Since(start))
+	publish := func(res resourceslice.DriverResources) error {
+		ready.published(res)
+		return helper.PublishResources(ctx, res)
+	}
 	down := pfsDown(pfs)
-	if err := helper.PublishResources(ctx, d.Resources(down)); err != nil {
+	if err := publish(d.Resources(down)); err != nil {
 		return err
 	}
 	o.Log.Info("publishing", "driver", o.DriverName, "node", o.NodeName, "pfs", len(pfs), "since start", time.Since(start))
 	go rep.run(ctx, o.NodeName)
 	if o.Links != nil {
 		go watchLinks(ctx, o, pfs, func(down map[string]bool) {
-			if err := helper.PublishResources(ctx, d.Resources(down)); err != nil {
+			if err := publish(d.Resources(down)); err != nil {
 				o.Log.Error("republishing", "err", err)
 			}
 		})

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/plexus-cni/plexus/pkg/apiendpoint"
 )
 
 // Defaults a kubeadm or kind node expects.
@@ -90,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, action, er
 	fs.StringVar(&kube, "kubeconfig", DefaultKubeconfig, "kubeconfig to write for plexus from the service account")
 	fs.BoolVar(&noKube, "clusterless", false, "write no kubeconfig: plexus runs without the Kubernetes API (set networksDir with --config-overrides)")
 	fs.StringVar(&cfg.ServiceAccountDir, "service-account-dir", DefaultServiceAccountDir, "directory holding the service account's token and ca.crt")
-	fs.StringVar(&cfg.APIServer, "api-server", APIServerFromEnv(), "API server URL written into the kubeconfig (default from KUBERNETES_SERVICE_HOST/PORT)")
+	fs.StringVar(&cfg.APIServer, "api-server", APIServerFromEnv(), "API server URL https://<host>:<port> written into the kubeconfig (default from KUBERNETES_SERVICE_HOST/PORT; set it where those name an address nothing routes, e.g. without kube-proxy)")
 	fs.StringVar(&cfg.ReadinessIndicatorFile, "readiness-indicator-file", "", "wait for this file before writing plexus's config; plexus waits for it too (readinessindicatorfile)")
 	fs.StringVar(&caps, "capabilities", "", "comma-separated capabilities plexus declares besides the primary's")
 	fs.StringVar(&overrides, "config-overrides", "", `JSON object of further plexus config keys, e.g. '{"namespaceIsolation":true}'`)
@@ -299,6 +301,14 @@ func (c Config) Validate() error {
 	}
 	if c.Kubeconfig != "" && !filepath.IsAbs(c.Kubeconfig) {
 		return fmt.Errorf("--kubeconfig %q: must be an absolute path", c.Kubeconfig)
+	}
+	// Empty is refused when the kubeconfig is written (RenderKubeconfig),
+	// naming --api-server: the flag may be left out on purpose with
+	// --clusterless or --binaries-only.
+	if c.Kubeconfig != "" && c.APIServer != "" {
+		if err := apiendpoint.CheckURL(c.APIServer); err != nil {
+			return err
+		}
 	}
 	if c.ReadyFile != "" && !filepath.IsAbs(c.ReadyFile) {
 		return fmt.Errorf("--ready-file %q: must be an absolute path", c.ReadyFile)

@@ -36,6 +36,9 @@ func TestParseFlags(t *testing.T) {
 			return strings.Join(c.Binaries, ",") == "plexus,plexus-thin" && strings.Join(c.Capabilities, ",") == "mac,ips"
 		}, ""},
 		{"plexus without plexus-thin", []string{"--binaries=plexus,sriov"}, nil, "--binaries=plexus,sriov: lists plexus but not plexus-thin"},
+		{"api server", []string{"--api-server=https://192.0.2.10:6443"}, func(c Config) bool { return c.APIServer == "https://192.0.2.10:6443" }, ""},
+		{"api server without scheme", []string{"--api-server=192.0.2.10:6443"}, nil, `--api-server "192.0.2.10:6443": want https://<host>:<port>`},
+		{"api server over http", []string{"--api-server=http://192.0.2.10:6443"}, nil, `want https://<host>:<port>`},
 		{"plexus-thin alone", []string{"--binaries=plexus-thin"}, func(c Config) bool { return strings.Join(c.Binaries, ",") == "plexus-thin" }, ""},
 		{"daemon socket", []string{"--daemon-socket=/run/plexus/plexusd.sock"}, func(c Config) bool {
 			return c.DaemonSocket == "/run/plexus/plexusd.sock" && c.DaemonTimeout == 0

@@ -3,12 +3,13 @@ package install
 import (
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/plexus-cni/plexus/pkg/apiendpoint"
 )
 
 // ServiceAccount is what a pod's mounted service-account directory holds.
@@ -48,11 +49,7 @@ func ReadServiceAccount(dir string) (ServiceAccount, error) {
 // KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT variables kubelet sets
 // in every container, or "" when they are not set.
 func APIServerFromEnv() string {
-	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
-	if host == "" || port == "" {
-		return ""
-	}
-	return "https://" + net.JoinHostPort(host, port)
+	return apiendpoint.FromEnv(os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"))
 }
 
 // The kubeconfig v1 document, only the fields plexus needs.
