@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 // (each iteration times every variant once, interleaved, so that the
 // machine's drift cancels out) with:
 //   - hello: one exec of a hello-world Go program (the unit of the targets);
+//   - floor: the same program doing one 2 KiB crash-safe write (temp, fsync,
+//     rename, fsync of the directory) in the cache's directory: the
+//     physical floor of an ADD through a shim that keeps its intent durable;
 //   - direct: the same N+1 delegates run directly;
 //   - thin: plexus-thin, the thin deployment (today's design);
 //   - daemon: the plexus shim with plexusd running;
@@ -49,6 +53,11 @@ func BenchmarkDaemonAdd(b *testing.B) {
 			fallbackConf := k.PluginStdin()
 			k.Extra["daemonSocket"] = sock
 			direct := libcni.NewCNIConfigWithCacheDir([]string{k.BinDir}, b.TempDir(), nil)
+			floorDir := filepath.Join(k.CNIDir, "floor")
+			if err := os.MkdirAll(floorDir, 0o700); err != nil {
+				b.Fatal(err)
+			}
+			var floorT []time.Duration
 			var helloT, directT, thinT, daemonT, fbT, daemonOver, thinOver, fbOverThin []time.Duration
 			apiBefore := d.Metric("plexus_api_requests_total", `verb="GET"`) + d.Metric("plexus_api_requests_total", `verb="LIST"`)
 			patchBefore := d.Metric("plexus_api_requests_total", `verb="PATCH"`)
@@ -68,6 +77,12 @@ func BenchmarkDaemonAdd(b *testing.B) {
 					b.Fatalf("%v: %s", err, out)
 				}
 				h := time.Since(start)
+				start = time.Now()
+				if out, err := exec.Command(hello, filepath.Join(floorDir, fmt.Sprintf("%d.json", i))).CombinedOutput(); err != nil {
+					b.Fatalf("%v: %s", err, out)
+				}
+				fl := time.Since(start)
+				floorT = append(floorT, fl)
 				dd, _, err := k.ExecPlexus("ADD", pd, daemonConf)
 				if err != nil {
 					b.Fatal(err)
@@ -117,6 +132,7 @@ func BenchmarkDaemonAdd(b *testing.B) {
 			b.StopTimer()
 			api := d.Metric("plexus_api_requests_total", `verb="GET"`) + d.Metric("plexus_api_requests_total", `verb="LIST"`) - apiBefore
 			b.ReportMetric(ms(median(helloT)), "ms/hello")
+			b.ReportMetric(ms(median(floorT)), "ms/floor")
 			b.ReportMetric(ms(median(directT)), "ms/direct-add")
 			b.ReportMetric(ms(median(daemonT)), "ms/daemon-add")
 			b.ReportMetric(ms(median(thinT)), "ms/thin-add")
@@ -126,6 +142,10 @@ func BenchmarkDaemonAdd(b *testing.B) {
 			b.ReportMetric(ms(median(fbOverThin)), "ms/fallback-minus-thin")
 			b.ReportMetric(float64(median(daemonOver))/float64(median(helloT)), "daemon-overhead/hello")
 			b.ReportMetric(float64(median(thinOver))/float64(median(helloT)), "thin-overhead/hello")
+			// The issue-23 target: the daemon's ADD overhead against the
+			// floor (≤ 1.3).
+			b.ReportMetric(float64(median(daemonOver))/float64(median(floorT)), "daemon-overhead/floor")
+			b.ReportMetric(float64(median(thinOver))/float64(median(floorT)), "thin-overhead/floor")
 			b.ReportMetric(api/float64(pods), "api-get-list/daemon-add")
 			b.ReportMetric((d.Metric("plexus_api_requests_total", `verb="PATCH"`)-patchBefore)/float64(pods), "status-patches/daemon-add")
 			b.ReportMetric((d.Metric("plexus_api_requests_total", `verb="POST"`, `resource="events"`)-evBefore)/float64(pods), "events/daemon-add")
