@@ -1,4 +1,4 @@
-// Package attach is the second stage of an attach (DESIGN.md, "Three
+// Package attach is the second stage of an attach (docs/architecture.md, "Three
 // stages"): given an attachment list it runs the delegates — per-pod lock,
 // intent in the cache before the first delegate, libcni, rollback, the
 // checks of requested IPs and MACs, default routes — and undoes them on DEL,

@@ -52,7 +52,7 @@ func (s Store) Save(e *podnet.Entry) error {
 
 // SaveResults rewrites an entry whose intent Save made durable, now with
 // its delegates' results, atomically but without fsync: after a power
-// failure the sandbox is gone and DEL needs only the intent (DESIGN.md's
+// failure the sandbox is gone and DEL needs only the intent (docs/architecture.md's
 // crash safety holds for the intent; this saves two fsyncs per ADD).
 func (s Store) SaveResults(e *podnet.Entry) error {
 	e.Version = EntryVersion
