@@ -189,8 +189,7 @@ func (s Store) lockFile(name string, how int, deadline time.Time, removeOnUnlock
 		if err == nil {
 			if !removeOnUnlock || sameFile(f, path) {
 				if how == syscall.LOCK_EX {
-					_ = f.Truncate(0)
-					_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())), 0)
+					writeHolder(f)
 				}
 				return func() {
 					if removeOnUnlock {
@@ -218,6 +217,20 @@ func (s Store) lockFile(name string, how int, deadline time.Time, removeOnUnlock
 		time.Sleep(delay)
 		delay = min(2*delay, 50*time.Millisecond)
 	}
+}
+
+// writeHolder records this process's PID in a lock file it holds, for the
+// error of a waiter that gives up. A fresh file (the usual case: pod locks
+// are removed on unlock) is not truncated: on ext4, truncating a file to
+// zero makes its close start writeback of the data written after
+// (auto_da_alloc), a flush no lock file needs (BenchmarkLockPod: lock
+// and unlock 2-3× faster, paired, on a loaded ext4).
+func writeHolder(f *os.File) {
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	if fi, err := f.Stat(); err != nil || fi.Size() > int64(len(pid)) {
+		_ = f.Truncate(int64(len(pid)))
+	}
+	_, _ = f.WriteAt(pid, 0)
 }
 
 // sameFile reports whether f is still the file at path.

@@ -144,6 +144,27 @@ func TestLockPodDeadlineAndNoFilesLeft(t *testing.T) {
 	}
 }
 
+// A lock file a killed holder left with a longer PID names the new holder
+// alone: the holder record is rewritten whole, not only overwritten.
+func TestLockPodStaleHolderRewritten(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(s.Dir, "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "locks", "gc.lock"), []byte("99999999999"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.LockGC(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	got, _ := os.ReadFile(filepath.Join(s.Dir, "locks", "gc.lock"))
+	if want := fmt.Sprint(os.Getpid()); string(got) != want {
+		t.Fatalf("holder record %q, want %q", got, want)
+	}
+}
+
 // GC waits for running operations and keeps new ones out until it is done.
 func TestLockGCExcludesOperations(t *testing.T) {
 	s := Store{Dir: t.TempDir()}
@@ -275,5 +296,18 @@ func TestOriginsRoundTrip(t *testing.T) {
 		if a.Origin != e.Attachments[i].Origin {
 			t.Errorf("attachment %d: origin %q, want %q", i, a.Origin, e.Attachments[i].Origin)
 		}
+	}
+}
+
+// BenchmarkLockPod: take and release a pod's lock (and the shared GC lock),
+// as every ADD does once (docs/observability.md).
+func BenchmarkLockPod(b *testing.B) {
+	s := Store{Dir: b.TempDir()}
+	for b.Loop() {
+		unlock, err := s.LockPod("ns/p", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unlock()
 	}
 }
