@@ -35,8 +35,10 @@ func (k *kubeEnv) startPlexusdHiding(dir string) *testutil.Plexusd {
 	sock := filepath.Join(k.Dir, "run", "plexusd.sock")
 	bin := testutil.BuildBinary(k.t, "plexusd")
 	// unshare execs sh, which mounts and execs plexusd: one process, the
-	// one Kill signals.
-	args := []string{"--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs plexusd-view "$0" && exec "$@"`, dir, bin,
+	// one Kill signals. Slave propagation, as the DaemonSet's
+	// HostToContainer mounts: the host's new netns still reach plexusd
+	// (its readiness checks that), its tmpfs does not reach the host.
+	args := []string{"--mount", "--propagation", "slave", "sh", "-c", `mount -t tmpfs plexusd-view "$0" && exec "$@"`, dir, bin,
 		"--socket", sock, "--metrics-address", addr, "--log-level", "debug",
 		"--kubeconfig", k.kubeconfig, "--node-name", k.node, "--cni-dir", k.CNIDir, "--bin-dir", k.BinDir, "--cni-config", "-"}
 	d := &testutil.Plexusd{T: k.t, Bin: "unshare", Args: args, Socket: sock, Metrics: addr, LogFile: filepath.Join(k.Dir, "plexusd.log")}

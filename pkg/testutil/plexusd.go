@@ -66,6 +66,9 @@ func (d *Plexusd) Start() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Not ready: it must not outlive the test (a leaked plexusd's watches
+	// hold up the next test's API server).
+	d.Kill()
 	d.T.Fatalf("plexusd not ready within 30s:\n%s", d.Log())
 }
 
