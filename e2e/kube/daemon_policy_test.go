@@ -1,12 +1,18 @@
 package kube_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/plexus-cni/plexus/pkg/testutil"
 	"github.com/plexus-cni/plexus/pkg/testutil/cnienv"
@@ -101,4 +107,93 @@ func (k *kubeEnv) createLabeledPod(name, networks string, labels map[string]stri
 	k.labels = labels
 	defer func() { k.labels = nil }()
 	return k.createPod(name, networks)
+}
+
+// TestDaemonPolicyHotplugBeforeDelegate: with --network-policy, plexusd's
+// hot-plug writes the new interface's rules in the pod's table before it
+// runs the interface's delegate ADD (testplugin "dumpTable" reads the
+// table then). Several pods: the old cache watch won that race often.
+func TestDaemonPolicyHotplugBeforeDelegate(t *testing.T) {
+	k := newKubeEnv(t)
+	if _, err := k.cp.Kubectl("apply", "--server-side", "-f", filepath.Join(testutil.RepoRoot(), "deployments", "multi-networkpolicy-crd.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.cp.Kubectl("wait", "--for=condition=Established", "crd/multi-networkpolicies.k8s.cni.cncf.io"); err != nil {
+		t.Fatal(err)
+	}
+	// Hot-plug runs delegates from binDir alone: the reference plugins
+	// and testplugin, side by side.
+	bin := filepath.Join(k.Dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(k.BinDir)
+	for _, e := range ents {
+		os.Symlink(filepath.Join(k.BinDir, e.Name()), filepath.Join(bin, e.Name()))
+	}
+	if err := os.Symlink(testutil.BuildPackage(t, "testplugin", "./pkg/testutil/testplugin"), filepath.Join(bin, "testplugin")); err != nil {
+		t.Fatal(err)
+	}
+	k.BinDir = bin
+	dumps := t.TempDir()
+	first, plugged := "hp-a-"+k.Suffix, "hp-b-"+k.Suffix
+	k.bridgeNAD("default", first, 1)
+	k.createNAD("default", plugged, strings.Replace(k.BridgeConf(plugged, k.Name("hpb"), 2), `"type":"bridge",`,
+		`"type":"testplugin","delegate":"bridge","dumpTable":"`+filepath.Join(dumps, "net2")+`",`, 1))
+	pol := `apiVersion: k8s.cni.cncf.io/v1beta1
+kind: MultiNetworkPolicy
+metadata: {name: hp-deny-` + k.Suffix + `, namespace: default, annotations: {k8s.v1.cni.cncf.io/policy-for: "` + first + `, ` + plugged + `"}}
+spec:
+  podSelector: {matchLabels: {guard: "` + k.Suffix + `"}}
+  policyTypes: [Ingress]
+`
+	f := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(f, []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.cp.Kubectl("apply", "-f", f); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.cp.Kubectl("delete", "-f", f) })
+	confFile := filepath.Join(k.Dir, "plexus.conflist")
+	if err := os.WriteFile(confFile, k.PlexusConf().Bytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := k.startPlexusd("--network-policy", "--cni-config", confFile)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plexusd log:\n%s", d.Log())
+		}
+	})
+	waitFor(t, 20*time.Second, "plexusd's policy informers synced", func() bool { return strings.Contains(d.Log(), "policy: informers synced") })
+	ctx := context.Background()
+	const n = 6
+	for i := 0; i < n; i++ {
+		p := k.createLabeledPod(fmt.Sprintf("hp%d", i), first, map[string]string{"guard": k.Suffix})
+		if _, err := k.Add(p); err != nil {
+			t.Fatalf("ADD: %v\nplexusd log:\n%s", err, d.Log())
+		}
+		waitFor(t, 5*time.Second, "network-status published", func() bool { return len(k.podStatus(p)) == 2 })
+		if _, err := k.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType,
+			[]byte(`{"status":{"phase":"Running"}}`), metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dumps, "net2"))
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{nadv1.NetworkAttachmentAnnot: first + "," + plugged}}})
+		if _, err := k.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "hot-plug ran net2's delegate", func() bool {
+			_, err := os.Stat(filepath.Join(dumps, "net2"))
+			return err == nil
+		})
+		waitFor(t, 10*time.Second, "net2 in the pod", func() bool { _, ok := k.Links(p)["net2"]; return ok })
+		b, _ := os.ReadFile(filepath.Join(dumps, "net2"))
+		if !strings.Contains(string(b), `"net2"`) || !strings.Contains(string(b), `"net1"`) {
+			t.Fatalf("pod %d: when hot-plug ran net2's delegate ADD, the pod's table did not filter net2 (and net1):\n%s\nplexusd log:\n%s", i, b, d.Log())
+		}
+		if err := k.Del(p); err != nil {
+			t.Errorf("DEL: %v", err)
+		}
+	}
 }
