@@ -297,7 +297,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 // plexus's cache (before the delegates run: pkg/attach), so that its table
 // is written while its interfaces are being made rather than at the next
 // rescan. (iifname/oifname match by name: the rules may precede the
-// interfaces.) The rescan stays the backstop: the watch races the ADD.
+// interfaces.) The ADDs plexusd answers and hot-plug's are written before
+// their delegates by Prepare; this watch covers the others (the shim's
+// fallback), racing their delegates; the rescan stays the backstop.
 func (s *Syncer) watchCache(ctx context.Context) {
 	dir := filepath.Join(s.opts.Cache.Dir, "containers")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
