@@ -470,8 +470,9 @@ func (s *Syncer) Prepare(ctx context.Context, id, netns string, ref podnet.PodRe
 		return podnet.WithNetwork(first, fmt.Errorf("network %s: MultiNetworkPolicy enforcement: policies, pods and namespaces not synced yet (plexusd just started; the ADD is retried)", first))
 	}
 	obj, ok, err := s.pods.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
-	// The cluster-wide pod informer may lag plexusd's own: wait a little.
-	for deadline := time.Now().Add(2 * time.Second); err == nil && !ok && time.Now().Before(deadline) && ctx.Err() == nil; {
+	// The cluster-wide pod informer may lag plexusd's own: wait a little
+	// (well within the shim's 2 s for plexusd's answer).
+	for deadline := time.Now().Add(500 * time.Millisecond); err == nil && !ok && time.Now().Before(deadline) && ctx.Err() == nil; {
 		time.Sleep(20 * time.Millisecond)
 		obj, ok, err = s.pods.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
 	}
