@@ -42,6 +42,8 @@ type kubeEnv struct {
 	// node, when set, is the spec.nodeName of the pods createPod makes
 	// (plexusd watches the pods of its node only).
 	node string
+	// labels, when set, are the labels of the pods createPod makes.
+	labels map[string]string
 }
 
 func newKubeEnv(t *testing.T) *kubeEnv { return newKubeEnvB(t) }
@@ -95,7 +97,7 @@ func (k *kubeEnv) createPod(name, networks string) *cnienv.Pod {
 	k.t.Helper()
 	no := false
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-" + k.Suffix, Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-" + k.Suffix, Namespace: "default", Labels: k.labels},
 		Spec: corev1.PodSpec{AutomountServiceAccountToken: &no,
 			Containers: []corev1.Container{{Name: "c", Image: "busybox", ImagePullPolicy: corev1.PullNever}}},
 	}

@@ -625,6 +625,15 @@ func (rc *reconciliation) execute(ctx context.Context, plan passPlan, elems []*n
 	if len(atts) == 0 {
 		return deferred, nil
 	}
+	// With --network-policy, the new interfaces' rules are in the pod's
+	// table before their delegates run; else the pass is retried.
+	if p := rc.h.d.policy; p != nil {
+		all := append(append([]podnet.Attachment(nil), rc.entry.Attachments...), atts...)
+		if err := p.Prepare(ctx, rc.cid, rc.entry.NetNS, rc.req.Pod, all); err != nil {
+			rc.transient = append(rc.transient, err)
+			return deferred, nil
+		}
+	}
 	added := false
 	for k, o := range rc.att.AddSome(ctx, rc.entry, atts, rc.more) {
 		ad := plan.attach[from[k]]

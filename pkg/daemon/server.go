@@ -127,6 +127,14 @@ func (d *Daemon) resolve(ctx context.Context, req *wire.Request) (*wire.Response
 		if err := r.AssignDevices(ctx, pod, preq, atts); err != nil {
 			return nil, failed(err)
 		}
+		// With --network-policy, the pod's table is in its netns before
+		// the shim runs a delegate (docs/network-policy.md); a pod that
+		// a policy selects is not attached unfiltered: fail closed.
+		if d.policy != nil {
+			if err := d.policy.Prepare(ctx, req.ContainerID, req.NetNS, preq.Pod, atts); err != nil {
+				return nil, failed(err)
+			}
+		}
 	}
 	return &wire.Response{Attachments: atts, Warnings: r.Warnings()}, nil
 }

@@ -14,7 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -109,10 +112,23 @@ func VFIOAt(root string) func(podnet.Attachment) bool {
 
 // podState is what was last written for one container.
 type podState struct {
+	// mu serializes the compile and write of this container's table
+	// (Sync from the queue, Prepare from an ADD or hot-plug).
+	mu                  sync.Mutex
 	plan                string // the plan's fingerprint
 	interfaces, refused int
 	warned              map[string]bool
+	// pending are interfaces Prepare wrote rules for before plexus's cache
+	// lists them (their ADD is under way); Sync keeps them in the plan
+	// until the cache entry has them or pendingUntil passes.
+	pending      []netpol.Attachment
+	pendingUntil time.Time
 }
+
+// pendingFor is how long a prepared interface is kept in a container's
+// plan without its cache entry listing it (an ADD that never wrote its
+// intent, or was rolled back).
+const pendingFor = 2 * time.Minute
 
 // Syncer keeps every local pod's table in line with the policies.
 type Syncer struct {
@@ -127,6 +143,7 @@ type Syncer struct {
 	gen      uint64               // informer changes seen
 	idx      *netpol.Index
 	idxGen   uint64
+	synced   atomic.Bool
 }
 
 // New builds a Syncer; Run starts it.
@@ -243,6 +260,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nss.HasSynced, s.policies.HasSynced) {
 		return ctx.Err()
 	}
+	s.synced.Store(true)
 	s.log.Info("policy: informers synced", "pods", len(s.pods.GetStore().ListKeys()),
 		"namespaces", len(s.nss.GetStore().ListKeys()), "policies", len(s.policies.GetStore().ListKeys()))
 	go s.watchCache(ctx)
@@ -279,7 +297,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 // plexus's cache (before the delegates run: pkg/attach), so that its table
 // is written while its interfaces are being made rather than at the next
 // rescan. (iifname/oifname match by name: the rules may precede the
-// interfaces.) The rescan stays the backstop: the watch races the ADD.
+// interfaces.) The ADDs plexusd answers and hot-plug's are written before
+// their delegates by Prepare; this watch covers the others (the shim's
+// fallback), racing their delegates; the rescan stays the backstop.
 func (s *Syncer) watchCache(ctx context.Context) {
 	dir := filepath.Join(s.opts.Cache.Dir, "containers")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -319,12 +339,17 @@ func (s *Syncer) watchCache(ctx context.Context) {
 // Sync writes one container's table when its plan changed.
 func (s *Syncer) Sync(ctx context.Context, id string) error {
 	start := time.Now()
+	st := s.stateOf(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	e, err := s.opts.Cache.Load(id)
 	if err != nil {
 		return err
 	}
 	if e == nil || e.NetNS == "" || e.PodName == "" {
-		s.forget(id)
+		if len(st.pending) == 0 || time.Now().After(st.pendingUntil) {
+			s.forget(id)
+		}
 		return nil
 	}
 	obj, ok, err := s.pods.GetStore().GetByKey(e.PodNamespace + "/" + e.PodName)
@@ -335,28 +360,12 @@ func (s *Syncer) Sync(ctx context.Context, id string) error {
 		return fmt.Errorf("pod %s/%s: not in the pod informer yet", e.PodNamespace, e.PodName)
 	}
 	pod := obj.(*corev1.Pod)
-	target := netpol.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Ports: netpol.PodPorts(pod),
-		Attachments: netpol.AttachmentsOf(e, s.opts.VFIO)}
-	var pols []*mnp.MultiNetworkPolicy
-	for _, o := range s.policies.GetStore().List() {
-		if p, ok := o.(*mnp.MultiNetworkPolicy); ok && p.Namespace == pod.Namespace {
-			pols = append(pols, p)
-		}
-	}
-	plan := netpol.Compile(pols, target, s.index())
-	b, err := json.Marshal(plan.Interfaces)
+	atts := netpol.AttachmentsOf(e, s.opts.VFIO)
+	atts = st.withPending(atts)
+	plan, fp, err := s.compile(pod, atts)
 	if err != nil {
 		return err
 	}
-	fp := string(b)
-
-	s.mu.Lock()
-	st := s.state[id]
-	if st == nil {
-		st = &podState{warned: map[string]bool{}, plan: "\x00never"}
-		s.state[id] = st
-	}
-	s.mu.Unlock()
 	for _, err := range plan.Errors {
 		s.warn(st, pod, "PolicyError", err.Error())
 	}
@@ -373,6 +382,133 @@ func (s *Syncer) Sync(ctx context.Context, id string) error {
 			return nil
 		}
 		return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	st.plan = fp
+	s.setCounts(id, len(plan.Interfaces), len(plan.Refused))
+	s.opts.Metrics.SyncSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// stateOf is a container's state, made when new.
+func (s *Syncer) stateOf(id string) *podState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state[id]
+	if st == nil {
+		st = &podState{warned: map[string]bool{}, plan: "\x00never"}
+		s.state[id] = st
+	}
+	return st
+}
+
+// withPending is atts plus the prepared interfaces the cache entry does
+// not list yet; those it lists (or expired) are no longer pending. st.mu
+// held.
+func (st *podState) withPending(atts []netpol.Attachment) []netpol.Attachment {
+	if len(st.pending) == 0 {
+		return atts
+	}
+	if time.Now().After(st.pendingUntil) {
+		st.pending = nil
+		return atts
+	}
+	have := map[string]bool{}
+	for _, a := range atts {
+		have[a.Interface] = true
+	}
+	var still []netpol.Attachment
+	for _, a := range st.pending {
+		if !have[a.Interface] {
+			still = append(still, a)
+		}
+	}
+	st.pending = still
+	return append(atts, still...)
+}
+
+// compile is pod's plan for its attachments atts, and the plan's
+// fingerprint.
+func (s *Syncer) compile(pod *corev1.Pod, atts []netpol.Attachment) (netpol.Plan, string, error) {
+	target := netpol.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Ports: netpol.PodPorts(pod),
+		Attachments: atts}
+	var pols []*mnp.MultiNetworkPolicy
+	for _, o := range s.policies.GetStore().List() {
+		if p, ok := o.(*mnp.MultiNetworkPolicy); ok && p.Namespace == pod.Namespace {
+			pols = append(pols, p)
+		}
+	}
+	plan := netpol.Compile(pols, target, s.index())
+	b, err := json.Marshal(plan.Interfaces)
+	if err != nil {
+		return plan, "", err
+	}
+	return plan, string(b), nil
+}
+
+// Synced reports whether the informers have synced (Prepare needs them).
+func (s *Syncer) Synced() bool { return s.synced.Load() }
+
+// Prepare writes the table of container id (of pod, in netns) for its
+// attachments atts before their delegates run, so that no interface is
+// up and unfiltered between its ADD and its rules (docs/network-policy.md):
+// plexusd calls it when it answers the shim's resolution of an ADD, and
+// before hot-plug attaches. atts are every secondary attachment the
+// container will have (the primary is skipped); the rules match by
+// interface name, so they precede the interfaces. A pod no policy
+// selects on these networks gets no table and cannot fail here; else an
+// error (informers not synced, the pod unknown, nft failing) names the
+// networks and the policies (the caller names the pod), and the ADD must
+// fail: fail closed.
+func (s *Syncer) Prepare(ctx context.Context, id, netns string, ref podnet.PodRef, atts []podnet.Attachment) error {
+	start := time.Now()
+	want := netpol.AttachmentsOf(&podnet.Entry{Attachments: atts}, s.opts.VFIO)
+	if len(want) == 0 {
+		return nil
+	}
+	first := want[0].NAD.String()
+	if !s.Synced() {
+		return podnet.WithNetwork(first, fmt.Errorf("network %s: MultiNetworkPolicy enforcement: policies, pods and namespaces not synced yet (plexusd just started; the ADD is retried)", first))
+	}
+	obj, ok, err := s.pods.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
+	// The cluster-wide pod informer may lag plexusd's own: wait a little
+	// (well within the shim's 2 s for plexusd's answer).
+	for deadline := time.Now().Add(500 * time.Millisecond); err == nil && !ok && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		obj, ok, err = s.pods.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
+	}
+	if err != nil || !ok {
+		return podnet.WithNetwork(first, fmt.Errorf("network %s: MultiNetworkPolicy enforcement: the pod is not in plexusd's pod informer yet (the ADD is retried)", first))
+	}
+	pod := obj.(*corev1.Pod)
+	st := s.stateOf(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	plan, fp, err := s.compile(pod, want)
+	if err != nil {
+		return err
+	}
+	if len(plan.Interfaces) == 0 && st.plan == "\x00never" {
+		return nil // nothing selected, no table written before: nothing to do
+	}
+	st.pending, st.pendingUntil = want, time.Now().Add(pendingFor)
+	if st.plan == fp {
+		return nil
+	}
+	if err := s.opts.Apply(ctx, netns, plan); err != nil {
+		s.opts.Metrics.SyncErrors.Inc()
+		if len(plan.Interfaces) == 0 {
+			// Nothing to filter: a stale table is Sync's to remove, the
+			// ADD goes on.
+			s.log.Warn("policy: removing a table before ADD", "pod", ref.String(), "err", err)
+			return nil
+		}
+		var nets, pols []string
+		for _, ifc := range plan.Interfaces {
+			nets = append(nets, ifc.NAD.String()+" ("+ifc.Name+")")
+			pols = append(pols, ifc.Policies...)
+		}
+		return podnet.WithNetwork(plan.Interfaces[0].NAD.String(), fmt.Errorf("network %s: MultiNetworkPolicy %s: cannot write its rules before the interfaces come up: %w",
+			strings.Join(nets, ", "), strings.Join(slices.Compact(slices.Sorted(slices.Values(pols))), ", "), err))
 	}
 	st.plan = fp
 	s.setCounts(id, len(plan.Interfaces), len(plan.Refused))

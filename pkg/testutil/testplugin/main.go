@@ -8,6 +8,9 @@
 //	"failAdd":   ADD fails
 //	"failDel":   DEL fails
 //	"failStatus": STATUS fails (plugin not ready)
+//	"dumpTable": a file: ADD first writes there what `nft list table inet
+//	             plexus` prints in CNI_NETNS (nothing when no table), so a
+//	             test sees the pod's rules as the delegates run
 //	"holdDel":   a directory: DEL creates "held" in it, then waits (at most
 //	             a minute) until "release" exists there, so a test can act
 //	             while the caller's DEL is under way
@@ -21,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,6 +34,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/plugins/pkg/ns"
 )
 
 type conf struct {
@@ -40,6 +45,7 @@ type conf struct {
 	FailDel   bool     `json:"failDel"`
 	FailStat  bool     `json:"failStatus"`
 	HoldDel   string   `json:"holdDel"`
+	DumpTable string   `json:"dumpTable"`
 }
 
 func load(b []byte) (*conf, error) {
@@ -71,6 +77,19 @@ func add(args *skel.CmdArgs) error {
 	}
 	if c.FailAdd {
 		return fmt.Errorf("testplugin: ADD fails as configured")
+	}
+	if c.DumpTable != "" {
+		var out []byte
+		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error {
+			out, _ = exec.Command("nft", "list", "table", "inet", "plexus").Output()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.DumpTable, out, 0o600); err != nil {
+			return err
+		}
 	}
 	if c.Delegate != "" {
 		res, err := invoke.DelegateAdd(context.Background(), c.Delegate, args.StdinData, nil)
