@@ -122,7 +122,7 @@ cluster-down:
 # OCI tarball per image, tagged $(VERSION), holding an index of them all.
 images:
 	$(foreach a,$(IMAGE_ARCHS),$(foreach c,$(CMDS),GOOS=linux GOARCH=$(a) $(GOBUILD) -o $(BIN)/linux_$(a)/$(c) ./cmd/$(c)$(newline)))
-	IMAGE_TAG=$(VERSION) hack/images.sh $(BIN)/images $(foreach a,$(IMAGE_ARCHS),$(a)=$(BIN)/linux_$(a))
+	IMAGE_TAG=$(VERSION) NFT_DIR=$(BIN)/nft hack/images.sh $(BIN)/images $(foreach a,$(IMAGE_ARCHS),$(a)=$(BIN)/linux_$(a))
 
 # The kind e2e applies deployments/*.yaml, which name the release's tag.
 e2e-kind: VERSION = $(RELEASE)
