@@ -10,7 +10,8 @@
 # signed indexes. The host is left alone: apt runs with a private
 # configuration, package lists and cache under DEST/apt-ARCH (no
 # `dpkg --add-architecture`, nothing installed), with the host's Debian
-# sources and keyrings. A finished DEST/linux_ARCH whose stamp lists the same
+# sources (NFT_APT_SOURCES, default /etc/apt/sources.list.d/debian.sources)
+# and keyrings. A finished DEST/linux_ARCH whose stamp lists the same
 # packages is reused. When a pinned version leaves the archive (a security
 # update), bump it here (`apt-cache policy PKG` shows the current one).
 set -euo pipefail
