@@ -119,10 +119,12 @@ cluster-down:
 # ---- Images and kind e2e (need Docker/kind for e2e-kind) ---------------------
 .PHONY: images e2e-kind
 # Cross-compiled into bin/linux_<arch>/ for each of IMAGE_ARCHS, then one
-# OCI tarball per image, tagged $(VERSION), holding an index of them all.
+# OCI tarball per image, tagged $(VERSION), holding an index of them all;
+# the plexus image's nft comes from Debian 12 packages (hack/nft-rootfs.sh,
+# cached in $(BIN)/nft).
 images:
 	$(foreach a,$(IMAGE_ARCHS),$(foreach c,$(CMDS),GOOS=linux GOARCH=$(a) $(GOBUILD) -o $(BIN)/linux_$(a)/$(c) ./cmd/$(c)$(newline)))
-	IMAGE_TAG=$(VERSION) hack/images.sh $(BIN)/images $(foreach a,$(IMAGE_ARCHS),$(a)=$(BIN)/linux_$(a))
+	IMAGE_TAG=$(VERSION) NFT_DIR=$(BIN)/nft hack/images.sh $(BIN)/images $(foreach a,$(IMAGE_ARCHS),$(a)=$(BIN)/linux_$(a))
 
 # The kind e2e applies deployments/*.yaml, which name the release's tag.
 e2e-kind: VERSION = $(RELEASE)

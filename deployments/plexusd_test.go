@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,9 +26,17 @@ import (
 // and the ClusterRole of plexus.yaml (the harness applies it): its
 // informers sync (list and watch pods of its node, NADs), it serves its
 // socket, and /readyz says 200. A ClusterRole without list or watch would
-// keep it at 503.
+// keep it at 503. plexus.yaml turns MultiNetworkPolicy enforcement on: it
+// starts without the MultiNetworkPolicy CRD, and is ready all the same
+// (its policy informers wait), then its policy informers sync once the CRD
+// is installed, without a restart.
 func TestPlexusdWithManifestRBAC(t *testing.T) {
 	cp := cluster.Shared(t)
+	const mnpCRD = "crd/multi-networkpolicies.k8s.cni.cncf.io"
+	if _, err := cp.Kubectl("delete", "--ignore-not-found", "--wait", mnpCRD); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cp.Kubectl("delete", "--ignore-not-found", "--wait", mnpCRD) })
 	bin := testutil.Binary(t, "plexusd")
 	kc, err := cp.ServiceAccountKubeconfig("kube-system", "plexus")
 	if err != nil {
@@ -53,7 +62,11 @@ func TestPlexusdWithManifestRBAC(t *testing.T) {
 	var args []string
 	socket := ""
 	for _, a := range d.Args {
-		k, v, _ := strings.Cut(a, "=")
+		k, v, ok := strings.Cut(a, "=")
+		if !ok { // a boolean flag (--network-policy)
+			args = append(args, a)
+			continue
+		}
 		switch {
 		case k == "--metrics-address":
 			v = addr
@@ -68,7 +81,7 @@ func TestPlexusdWithManifestRBAC(t *testing.T) {
 	args = append(args, "--kubeconfig="+kc)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NODE_NAME=plexusd-manifest-test")
-	logs := &strings.Builder{}
+	logs := &lockedBuilder{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -109,7 +122,36 @@ func TestPlexusdWithManifestRBAC(t *testing.T) {
 	if fi, err := os.Stat(socket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Errorf("plexusd's socket %s: %v", socket, err)
 	}
+	if strings.Contains(logs.String(), "policy: informers synced") {
+		t.Fatalf("plexusd's policy informers synced without the MultiNetworkPolicy CRD:\n%s", logs)
+	}
+	if _, err := cp.Kubectl("apply", "--server-side", "-f", filepath.Join(testutil.RepoRoot(), "deployments", mnpCRDFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(logs.String(), "policy: informers synced"), nil
+	}); err != nil {
+		t.Fatalf("plexusd's policy informers did not sync once the CRD was installed (is --network-policy in plexus.yaml?):\n%s", logs)
+	}
 	if strings.Contains(logs.String(), "forbidden") {
 		t.Errorf("plexusd was refused by RBAC:\n%s", logs)
 	}
+}
+
+// lockedBuilder collects a process's output while the test reads it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

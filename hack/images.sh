@@ -7,7 +7,10 @@
 # index with one linux/ARCH image per ARCH=BINDIR (default: the host's
 # architecture from bin/, as `make build` leaves it). `make images`
 # cross-compiles for amd64 and arm64 and sets IMAGE_TAG to $(VERSION);
-# without it, the tag is the VERSION file's release.
+# without it, the tag is the VERSION file's release. The plexus image also
+# holds nft (plexusd --network-policy runs it) and its libraries, from
+# Debian 12 packages that hack/nft-rootfs.sh stages per ARCH in $NFT_DIR
+# (default bin/nft; fetched from the Debian archive once, then cached).
 # Load them with `ctr -n k8s.io images import DEST/plexus.tar` or
 # `kind load image-archive DEST/plexus.tar`. With Docker, images/*/Dockerfile
 # build the same images (one architecture).
@@ -20,7 +23,9 @@ if [ $# -eq 0 ]; then
   set -- "$(go env GOARCH)=bin"
 fi
 tag=${IMAGE_TAG:-$(cat VERSION)}
+nft=${NFT_DIR:-bin/nft}
 args=()
+archs=()
 for p in "$@"; do
   arch=${p%%=*} dir=${p#*=}
   if [ "$arch" = "$p" ] || [ -z "$arch" ] || [ -z "$dir" ]; then
@@ -33,6 +38,8 @@ for p in "$@"; do
       exit 1
     fi
   done
-  args+=(--platform "$arch=$dir")
+  args+=(--platform "$arch=$dir" --nft "$arch=$nft/linux_$arch")
+  archs+=("$arch")
 done
+hack/nft-rootfs.sh "$nft" "${archs[@]}"
 CGO_ENABLED=0 go run ./hack/ociimage --out "$dest" --tag "$tag" "${args[@]}"

@@ -28,7 +28,7 @@ func TestRefusesDynamicBinary(t *testing.T) {
 	}
 	b, _ := os.ReadFile(dyn)
 	os.WriteFile(filepath.Join(bin, "plexus"), b, 0o755)
-	_, err := Build(Specs[0], Options{Platforms: []Platform{{runtime.GOARCH, bin}}, OutDir: t.TempDir(), Tag: "v1.0.0"})
+	_, err := Build(Specs[0], Options{Platforms: []Platform{{Arch: runtime.GOARCH, BinDir: bin}}, OutDir: t.TempDir(), Tag: "v1.0.0"})
 	if err == nil || !strings.Contains(err.Error(), "dynamically linked (interpreter /lib") || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
 		t.Fatalf("error %v, want a refusal of the dynamic binary", err)
 	}
@@ -123,7 +123,7 @@ func TestImportAndRunInContainerd(t *testing.T) {
 	if other == "" {
 		other = "amd64"
 	}
-	o := Options{Platforms: []Platform{{runtime.GOARCH, testutil.BinDir()}, {other, fakeBins(t, other)}},
+	o := Options{Platforms: []Platform{{Arch: runtime.GOARCH, BinDir: testutil.BinDir(), NftRoot: nftRoot(t, runtime.GOARCH)}, {Arch: other, BinDir: fakeBins(t, other)}},
 		OutDir: out, Tag: fmt.Sprintf("test%d", rand.Uint32())}
 	for _, s := range Specs {
 		p, err := Build(s, o)
@@ -176,8 +176,26 @@ func TestImportAndRunInContainerd(t *testing.T) {
 		t.Errorf("the image's plexus-install wrote no config: %v", err)
 	}
 
+	// The image's nft (found through its PATH, as knftables finds it) runs
+	// from its own libraries and programs the kernel: plexusd's
+	// MultiNetworkPolicy enforcement. In a network namespace of the
+	// container's own, with NET_ADMIN as plexusd has it.
+	if outp, err := ctr("run", "--rm", "--snapshotter", "native", "--read-only", Specs[0].Ref(o.Tag),
+		fmt.Sprintf("nft-version-%d", rand.Uint32()), "nft", "--version"); err != nil || !strings.Contains(outp, "nftables v1.") {
+		t.Errorf("nft --version in the plexus image: %q %v", outp, err)
+	}
+	rules := filepath.Join(host, "rules.nft")
+	os.WriteFile(rules, []byte("table inet plexus {\n  chain ingress {\n    type filter hook input priority 0; policy accept;\n    ip saddr 10.9.8.0/24 tcp dport 8080 drop\n  }\n}\n"), 0o644)
+	outp, err := ctr("run", "--rm", "--snapshotter", "native", "--read-only", "--cap-add", "CAP_NET_ADMIN",
+		"--mount", "type=bind,src="+rules+",dst=/rules.nft,options=rbind:ro", Specs[0].Ref(o.Tag),
+		fmt.Sprintf("nft-apply-%d", rand.Uint32()), "nft", "--echo", "--handle", "-f", "/rules.nft")
+	// The kernel's handle on the echoed rule: committed, not just parsed.
+	if err != nil || !strings.Contains(outp, "add rule inet plexus ingress ip saddr 10.9.8.0/24 tcp dport 8080 drop # handle ") {
+		t.Errorf("nft -f in the plexus image: %q %v", outp, err)
+	}
+
 	// The device plugin image starts and knows its flags.
-	outp, _ := ctr("run", "--rm", "--net-host", "--snapshotter", "native", Specs[1].Ref(o.Tag),
+	outp, _ = ctr("run", "--rm", "--net-host", "--snapshotter", "native", Specs[1].Ref(o.Tag),
 		fmt.Sprintf("sriov-dp-%d", rand.Uint32()), "/usr/bin/sriov-device-plugin", "--help")
 	if !strings.Contains(outp, "-config") {
 		t.Errorf("sriov-device-plugin --help in its image:\n%s", outp)

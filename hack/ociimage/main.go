@@ -46,6 +46,9 @@ type Spec struct {
 	Name       string // repository name under Repository
 	Entrypoint []string
 	Files      []File
+	// Nft: the image also holds the nft command (NftPath) and what it
+	// needs to run, from each platform's NftRoot, as a layer of its own.
+	Nft bool
 }
 
 // Specs are the images the project ships (see images/*/Dockerfile).
@@ -61,6 +64,8 @@ var Specs = []Spec{
 			{"sriov", "/usr/lib/plexus/sriov"},
 			{"passthru", "/usr/lib/plexus/passthru"},
 		},
+		// plexusd --network-policy runs nft (docs/network-policy.md).
+		Nft: true,
 	},
 	{
 		Name:       "sriov-device-plugin",
@@ -77,8 +82,10 @@ var Specs = []Spec{
 func (s Spec) Ref(tag string) string { return Repository + "/" + s.Name + ":" + tag }
 
 // Platform is one architecture of the images (OS linux) and the directory
-// holding the static binaries built for it.
-type Platform struct{ Arch, BinDir string }
+// holding the static binaries built for it; NftRoot holds Debian's nftables
+// unpacked for it by hack/nft-rootfs.sh, for the images with Nft ("": those
+// images are built without nft).
+type Platform struct{ Arch, BinDir, NftRoot string }
 
 // Options are the build's inputs.
 type Options struct {
@@ -101,6 +108,15 @@ func main() {
 		o.Platforms = append(o.Platforms, Platform{Arch: a, BinDir: d})
 		return nil
 	})
+	nft := map[string]string{}
+	flag.Func("nft", "ARCH=DIR: Debian's nftables unpacked for linux/ARCH by hack/nft-rootfs.sh (required for every platform)", func(v string) error {
+		a, d, ok := strings.Cut(v, "=")
+		if !ok || a == "" || d == "" {
+			return fmt.Errorf("want ARCH=DIR, got %q", v)
+		}
+		nft[a] = d
+		return nil
+	})
 	flag.StringVar(&o.OutDir, "out", "bin/images", "directory to write <name>.tar into")
 	flag.StringVar(&o.Tag, "tag", "", "image tag (the release version, e.g. v0.2.0)")
 	flag.Parse()
@@ -110,6 +126,13 @@ func main() {
 	}
 	if len(o.Platforms) == 0 {
 		o.Platforms = []Platform{{Arch: arch, BinDir: bin}}
+	}
+	for i, p := range o.Platforms {
+		if nft[p.Arch] == "" {
+			fmt.Fprintf(os.Stderr, "ociimage: --nft %s=DIR is required: the plexus image ships nft (hack/images.sh stages it with hack/nft-rootfs.sh)\n", p.Arch)
+			os.Exit(2)
+		}
+		o.Platforms[i].NftRoot = nft[p.Arch]
 	}
 	o.Created = sourceDate()
 	for _, s := range Specs {
@@ -188,26 +211,49 @@ func Index(s Spec, o Options) (v1.ImageIndex, error) {
 	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
 }
 
-// Image builds s for one platform in memory: scratch plus one layer of its
-// files from p.BinDir.
+// Image builds s for one platform in memory: scratch, then for an image
+// with Nft and a platform with NftRoot a layer of nft and its libraries
+// (it changes less often than the binaries), then one layer of its files
+// from p.BinDir.
 func Image(s Spec, p Platform, created time.Time) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	add := func(layerTar []byte, createdBy string) error {
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(layerTar)), nil
+		}, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return fmt.Errorf("image %s (linux/%s): layer: %w", s.Name, p.Arch, err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+			Created: v1.Time{Time: created}, CreatedBy: createdBy,
+		}})
+		if err != nil {
+			return fmt.Errorf("image %s: %w", s.Name, err)
+		}
+		return nil
+	}
+	path := "/usr/bin"
+	if s.Nft && p.NftRoot != "" {
+		files, err := nftClosure(p.NftRoot, p.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", s.Name, err)
+		}
+		nftTar, err := nftLayer(files, created)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(nftTar, "hack/ociimage: nft from Debian 12 packages (hack/nft-rootfs.sh)"); err != nil {
+			return nil, err
+		}
+		path = "/usr/bin:/usr/sbin"
+	}
 	layerTar, err := filesLayer(s, p, created)
 	if err != nil {
 		return nil, err
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		return nil, fmt.Errorf("image %s (linux/%s): layer: %w", s.Name, p.Arch, err)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: created}, CreatedBy: "hack/ociimage: " + strings.Join(binNames(s), " "),
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", s.Name, err)
+	if err := add(layerTar, "hack/ociimage: "+strings.Join(binNames(s), " ")); err != nil {
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -217,7 +263,7 @@ func Image(s Spec, p Platform, created time.Time) (v1.Image, error) {
 	cf.OS, cf.Architecture = "linux", p.Arch
 	cf.Created = v1.Time{Time: created}
 	cf.Config.Entrypoint = s.Entrypoint
-	cf.Config.Env = []string{"PATH=/usr/bin"}
+	cf.Config.Env = []string{"PATH=" + path}
 	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.source":   "https://github.com/plexus-cni/plexus",
 		"org.opencontainers.image.licenses": "Apache-2.0",

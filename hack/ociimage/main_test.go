@@ -43,7 +43,7 @@ func fakeBin(name, arch string) string { return "binary " + name + " for " + arc
 
 // multiArch is two platforms of fake binaries.
 func multiArch(t *testing.T) []Platform {
-	return []Platform{{"amd64", fakeBins(t, "amd64")}, {"arm64", fakeBins(t, "arm64")}}
+	return []Platform{{Arch: "amd64", BinDir: fakeBins(t, "amd64")}, {Arch: "arm64", BinDir: fakeBins(t, "arm64")}}
 }
 
 // archive is an OCI layout tarball read back the way a runtime reads it:
@@ -261,7 +261,7 @@ func TestBuildRefuses(t *testing.T) {
 			return p
 		}, "plexus: built for EM_X86_64, not arm64: build it with GOARCH=arm64"},
 		{"platform twice", func(t *testing.T, p []Platform) []Platform {
-			return append(p, Platform{"amd64", p[1].BinDir})
+			return append(p, Platform{Arch: "amd64", BinDir: p[1].BinDir})
 		}, "image plexus: platform linux/amd64 given twice"},
 		{"no platform", func(t *testing.T, p []Platform) []Platform { return nil }, "image plexus: no platform to build"},
 	} {
@@ -352,7 +352,7 @@ func TestMakeImages(t *testing.T) {
 			}
 		}
 	}
-	if !has("IMAGE_TAG="+version+" hack/images.sh /b/images", " amd64=/b/linux_amd64", " arm64=/b/linux_arm64") {
+	if !has("IMAGE_TAG="+version+" NFT_DIR=/b/nft hack/images.sh /b/images", " amd64=/b/linux_amd64", " arm64=/b/linux_arm64") {
 		t.Errorf("make images does not run hack/images.sh with both platforms and tag %s:\n%s", version, out)
 	}
 
@@ -373,6 +373,17 @@ func TestMakeImages(t *testing.T) {
 			f := s.Files[0]
 			if got := string(a.images[arch].data[f.Path]); got != fakeBin(f.Bin, arch) {
 				t.Errorf("%s linux/%s: %s holds %q", s.Name, arch, f.Path, got)
+			}
+			// The plexus image's nft, staged from arch's Debian packages.
+			nft, ok := a.images[arch].data[NftPath]
+			if ok != (s.Name == "plexus") {
+				t.Errorf("%s linux/%s: has %s: %v", s.Name, arch, NftPath, ok)
+			}
+			if ok {
+				e, err := elf.NewFile(bytes.NewReader(nft))
+				if err != nil || e.Machine != elfMachine[arch] {
+					t.Errorf("%s linux/%s: %s is %v (%v)", s.Name, arch, NftPath, e, err)
+				}
 			}
 		}
 	}
@@ -422,6 +433,20 @@ func TestSpecsMatchManifestsAndDockerfiles(t *testing.T) {
 				t.Errorf("images/%s/Dockerfile does not COPY %s to %s", s.Name, f.Bin, f.Path)
 			}
 		}
+		// nft: the same Debian version as hack/nft-rootfs.sh pins, on the
+		// PATH; the image without nft keeps PATH=/usr/bin.
+		env := "ENV PATH=/usr/bin\n"
+		if s.Nft {
+			env = "ENV PATH=/usr/bin:/usr/sbin\n"
+			script, _ := os.ReadFile(filepath.Join(root, "hack", "nft-rootfs.sh"))
+			pin := regexp.MustCompile(`(?m)^  (nftables=\S+)$`).FindSubmatch(script)
+			if pin == nil || !bytes.Contains(df, append(pin[1], ' ')) || !bytes.Contains(df, []byte("\nCOPY --from=nft /nftroot/ /\n")) {
+				t.Errorf("images/%s/Dockerfile does not install hack/nft-rootfs.sh's %q and COPY its nft", s.Name, pin)
+			}
+		}
+		if !bytes.Contains(df, []byte(env)) {
+			t.Errorf("images/%s/Dockerfile lacks %q", s.Name, env)
+		}
 		ep := `ENTRYPOINT ["` + strings.Join(s.Entrypoint, `", "`) + `"]`
 		if !bytes.Contains(df, []byte(ep)) {
 			t.Errorf("images/%s/Dockerfile lacks %s", s.Name, ep)
@@ -437,7 +462,7 @@ func TestRealPlexusImageInstalls(t *testing.T) {
 		testutil.Binary(t, f.Bin)
 	}
 	out := t.TempDir()
-	p, err := Build(Specs[0], Options{Platforms: []Platform{{runtime.GOARCH, testutil.BinDir()}}, OutDir: out, Tag: "v1.0.0"})
+	p, err := Build(Specs[0], Options{Platforms: []Platform{{Arch: runtime.GOARCH, BinDir: testutil.BinDir()}}, OutDir: out, Tag: "v1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
