@@ -24,6 +24,7 @@ import (
 	mnp "github.com/k8snetworkplumbingwg/multi-networkpolicy/pkg/apis/k8s.cni.cncf.io/v1beta1"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -60,6 +61,33 @@ type Options struct {
 	Rescan  time.Duration
 	Log     *slog.Logger
 	Metrics *Metrics
+	// PoliciesServed tells whether the API serves MultiNetworkPolicy
+	// (Client's discovery when nil). Before the informers sync, an ADD goes
+	// on without a table only when it does not: no policy can exist.
+	PoliciesServed func(ctx context.Context) (bool, error)
+}
+
+// servedFor is how long an answer of PoliciesServed is reused: while the
+// CRD is not installed, an ADD costs no discovery request of its own.
+const servedFor = 10 * time.Second
+
+// discoveryServed asks the API's discovery whether it serves GVR.
+func discoveryServed(c kubernetes.Interface) func(context.Context) (bool, error) {
+	return func(context.Context) (bool, error) {
+		l, err := c.Discovery().ServerResourcesForGroupVersion(GVR.GroupVersion().String())
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, r := range l.APIResources {
+			if r.Name == GVR.Resource {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 }
 
 // Metrics of policy enforcement (bounded labels: none per pod).
@@ -144,6 +172,9 @@ type Syncer struct {
 	idx      *netpol.Index
 	idxGen   uint64
 	synced   atomic.Bool
+	// servedAt and served: PoliciesServed's last answer (under mu).
+	servedAt time.Time
+	served   bool
 }
 
 // New builds a Syncer; Run starts it.
@@ -162,6 +193,9 @@ func New(o Options) *Syncer {
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
+	}
+	if o.PoliciesServed == nil {
+		o.PoliciesServed = discoveryServed(o.Client)
 	}
 	f := informers.NewSharedInformerFactory(o.Client, 0)
 	s := &Syncer{opts: o, log: o.Log, state: map[string]*podState{},
@@ -445,6 +479,24 @@ func (s *Syncer) compile(pod *corev1.Pod, atts []netpol.Attachment) (netpol.Plan
 	return plan, string(b), nil
 }
 
+// policiesServed is PoliciesServed's answer, reused for servedFor.
+func (s *Syncer) policiesServed(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	if !s.servedAt.IsZero() && time.Since(s.servedAt) < servedFor {
+		defer s.mu.Unlock()
+		return s.served, nil
+	}
+	s.mu.Unlock()
+	served, err := s.opts.PoliciesServed(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	s.served, s.servedAt = served, time.Now()
+	s.mu.Unlock()
+	return served, nil
+}
+
 // Synced reports whether the informers have synced (Prepare needs them).
 func (s *Syncer) Synced() bool { return s.synced.Load() }
 
@@ -467,6 +519,9 @@ func (s *Syncer) Prepare(ctx context.Context, id, netns string, ref podnet.PodRe
 	}
 	first := want[0].NAD.String()
 	if !s.Synced() {
+		if served, err := s.policiesServed(ctx); err == nil && !served {
+			return nil // no MultiNetworkPolicy API: nothing can select the pod
+		}
 		return podnet.WithNetwork(first, fmt.Errorf("network %s: MultiNetworkPolicy enforcement: policies, pods and namespaces not synced yet (plexusd just started; the ADD is retried)", first))
 	}
 	obj, ok, err := s.pods.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
