@@ -2,7 +2,6 @@ package deviceplugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/plexus-cni/plexus/pkg/probe"
 )
 
 // Metrics are the plugin's Prometheus metrics, on their own registry.
@@ -218,26 +219,7 @@ func (m *Metrics) reloaded(err error) {
 // Serve serves /metrics on addr until ctx ends. The listener is bound before
 // Serve returns its first error, so a bad address fails at once.
 func (m *Metrics) Serve(ctx context.Context, addr string) (net.Addr, <-chan error, error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("metrics address %q: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() {
-		err := srv.Serve(lis)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		errc <- err
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	return lis.Addr(), errc, nil
+	return probe.ServeHTTP(ctx, "metrics", addr, mux)
 }

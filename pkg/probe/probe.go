@@ -37,11 +37,17 @@ func Handler(ready Check) http.Handler {
 // returns the address listened on and a channel that receives the server's
 // end (nil after ctx ends).
 func Serve(ctx context.Context, addr string, ready Check) (net.Addr, <-chan error, error) {
+	return ServeHTTP(ctx, "health", addr, Handler(ready))
+}
+
+// ServeHTTP listens on addr and serves h until ctx ends, as Serve does;
+// what names the address in a listen error ("health", "metrics").
+func ServeHTTP(ctx context.Context, what, addr string, h http.Handler) (net.Addr, <-chan error, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("health address %q: %w", addr, err)
+		return nil, nil, fmt.Errorf("%s address %q: %w", what, addr, err)
 	}
-	srv := &http.Server{Handler: Handler(ready), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		err := srv.Serve(lis)
