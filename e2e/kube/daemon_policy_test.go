@@ -49,14 +49,7 @@ spec:
   podSelector: {matchLabels: {guard: "` + k.Suffix + `"}}
   policyTypes: [Ingress]
 `
-	f := filepath.Join(t.TempDir(), "p.yaml")
-	if err := os.WriteFile(f, []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.cp.Kubectl("apply", "-f", f); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.cp.Kubectl("delete", "-f", f) })
+	k.applyPolicy(pol)
 	d := k.startPlexusd("--network-policy")
 	waitFor(t, 20*time.Second, "plexusd's policy informers synced", func() bool { return strings.Contains(d.Log(), "policy: informers synced") })
 
@@ -147,14 +140,7 @@ spec:
   podSelector: {matchLabels: {guard: "` + k.Suffix + `"}}
   policyTypes: [Ingress]
 `
-	f := filepath.Join(t.TempDir(), "p.yaml")
-	if err := os.WriteFile(f, []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.cp.Kubectl("apply", "-f", f); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.cp.Kubectl("delete", "-f", f) })
+	k.applyPolicy(pol)
 	confFile := filepath.Join(k.Dir, "plexus.conflist")
 	if err := os.WriteFile(confFile, k.PlexusConf().Bytes, 0o600); err != nil {
 		t.Fatal(err)
@@ -196,4 +182,18 @@ spec:
 			t.Errorf("DEL: %v", err)
 		}
 	}
+}
+
+// applyPolicy applies a MultiNetworkPolicy's YAML and deletes it after the
+// test.
+func (k *kubeEnv) applyPolicy(y string) {
+	k.t.Helper()
+	f := filepath.Join(k.t.TempDir(), "p.yaml")
+	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+		k.t.Fatal(err)
+	}
+	if _, err := k.cp.Kubectl("apply", "-f", f); err != nil {
+		k.t.Fatal(err)
+	}
+	k.t.Cleanup(func() { k.cp.Kubectl("delete", "-f", f) })
 }
