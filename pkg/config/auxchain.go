@@ -58,7 +58,9 @@ func (c *Conf) AuxiliaryChain() (*libcni.NetworkConfigList, error) {
 	}
 	plugins, err := libcni.NetworkPluginConfsFromFiles(filepath.Dir(dir), c.AuxiliaryCNIChainName)
 	if err != nil {
-		return nil, fmt.Errorf("plexus config: key \"auxiliaryCNIChainName\": %v", err)
+		// Wrapped: a directory plexusd cannot read is "unavailable"
+		// (podnet.Unavailable), not a final error.
+		return nil, fmt.Errorf("plexus config: key \"auxiliaryCNIChainName\": %w", err)
 	}
 	if len(plugins) == 0 {
 		return nil, nil

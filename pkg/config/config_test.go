@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,6 +277,19 @@ func TestAuxiliaryChain(t *testing.T) {
 	}
 	if l, err := load(t, ``).AuxiliaryChain(); l != nil || err != nil {
 		t.Fatalf("unset: %v %v", l, err)
+	}
+	// A chain directory that cannot be read keeps its *fs.PathError, so
+	// plexusd, reading it through its container's mounts, answers
+	// "unavailable" and the shim resolves in the runtime's context.
+	if err := os.RemoveAll(chain); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(chain, nil, 0o644); err != nil { // ENOTDIR
+		t.Fatal(err)
+	}
+	var pe *fs.PathError
+	if _, err := c.AuxiliaryChain(); err == nil || !strings.Contains(err.Error(), `key "auxiliaryCNIChainName"`) || !errors.As(err, &pe) {
+		t.Fatalf("unreadable chain directory: %v, want an error naming the key that wraps the *fs.PathError", err)
 	}
 }
 
