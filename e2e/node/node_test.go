@@ -129,7 +129,11 @@ func (w *world) ensurePlexusd(t *testing.T) {
 			Args: []string{"--kubeconfig", w.kubeconfig, "--node-name", w.node.Name, "--socket", sock,
 				"--cni-dir", filepath.Join(baseDir, "cache"), "--bin-dir", w.binDir, "--metrics-address", addr,
 				"--pod-resources-socket", w.node.PodResourcesSocket, "--cni-config", filepath.Join(baseDir, "net.d", "00-plexus.conflist"),
-				"--log-level", "debug"}}
+				"--log-level", "debug",
+				// MultiNetworkPolicy enforcement (docs/network-policy.md): a
+				// pod no policy selects gets no table, so the other tests'
+				// pods attach as without it.
+				"--network-policy"}}
 		d := w.plexusd
 		cluster.AtTeardown(func() { d.Kill() })
 	}
@@ -199,6 +203,14 @@ func build(t *testing.T, cp *cluster.ControlPlane) (*world, error) {
 		{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.248.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
 		{"type":"portmap","capabilities":{"portMappings":true}}]}`, primBr, filepath.Join(baseDir, "ipam"))), 0o644); err != nil {
 		return nil, err
+	}
+	// The MultiNetworkPolicy CRD, applied server-side as
+	// docs/network-policy.md says, before plexusd starts.
+	if out, err := cp.Kubectl("apply", "--server-side", "-f", filepath.Join(testutil.RepoRoot(), "deployments", "multi-networkpolicy-crd.yaml")); err != nil {
+		return nil, fmt.Errorf("MultiNetworkPolicy CRD: %v: %s", err, out)
+	}
+	if out, err := cp.Kubectl("wait", "--for=condition=Established", "crd/multi-networkpolicies.k8s.cni.cncf.io"); err != nil {
+		return nil, fmt.Errorf("MultiNetworkPolicy CRD established: %v: %s", err, out)
 	}
 	kc, err := cp.ServiceAccountKubeconfig("kube-system", "plexus")
 	if err != nil {
