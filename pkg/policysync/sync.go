@@ -57,8 +57,12 @@ type Options struct {
 	// Warn records a Warning Event on a pod (none when nil); called once
 	// per distinct message.
 	Warn func(namespace, name, reason, message string)
-	// Rescan is how often the cache is listed for new pods (2s when 0).
-	Rescan  time.Duration
+	// Rescan is how often the cache is listed for new and gone
+	// containers (2s when 0).
+	Rescan time.Duration
+	// Resync is how often every local container is queued whatever
+	// changed (1 min when 0): the backstop of the per-event queueing.
+	Resync  time.Duration
 	Log     *slog.Logger
 	Metrics *Metrics
 	// PoliciesServed tells whether the API serves MultiNetworkPolicy
@@ -151,6 +155,11 @@ type podState struct {
 	// until the cache entry has them or pendingUntil passes.
 	pending      []netpol.Attachment
 	pendingUntil time.Time
+	// pod and nads: the container's pod and the NADs of its attachments
+	// as last seen by Sync or Prepare (under Syncer.mu), for the
+	// queueing decision.
+	pod  [2]string
+	nads []netpol.NAD
 }
 
 // pendingFor is how long a prepared interface is kept in a container's
@@ -172,6 +181,9 @@ type Syncer struct {
 	idx      *netpol.Index
 	idxGen   uint64
 	synced   atomic.Bool
+	handled  []cache.InformerSynced
+	// compiles counts plans compiled (TestIncrementalQueueing).
+	compiles atomic.Int64
 	// servedAt and served: PoliciesServed's last answer (under mu).
 	servedAt time.Time
 	served   bool
@@ -187,6 +199,9 @@ func New(o Options) *Syncer {
 	}
 	if o.Rescan == 0 {
 		o.Rescan = 2 * time.Second
+	}
+	if o.Resync == 0 {
+		o.Resync = time.Minute
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -229,15 +244,114 @@ func New(o Options) *Syncer {
 		p.ManagedFields = nil
 		return p, nil
 	})
-	all := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { s.changed() },
-		UpdateFunc: func(any, any) { s.changed() },
-		DeleteFunc: func(any) { s.changed() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{s.pods, s.nss, s.policies} {
-		_, _ = inf.AddEventHandler(all)
+	// The handlers' registrations: Run waits until they have been given
+	// the initial lists.
+	for _, r := range []func() (cache.ResourceEventHandlerRegistration, error){
+		func() (cache.ResourceEventHandlerRegistration, error) {
+			return s.pods.AddEventHandler(handler(s, func(old, new *corev1.Pod) []string {
+				return PodAffects(old, new, s.locals(), s.policyNamespaces())
+			}))
+		},
+		func() (cache.ResourceEventHandlerRegistration, error) {
+			return s.nss.AddEventHandler(handler(s, func(old, new *corev1.Namespace) []string {
+				return NamespaceAffects(old, new, s.locals(), s.policyNamespaces())
+			}))
+		},
+		func() (cache.ResourceEventHandlerRegistration, error) {
+			return s.policies.AddEventHandler(handler(s, func(old, new *mnp.MultiNetworkPolicy) []string {
+				return PolicyAffects(old, new, s.locals())
+			}))
+		},
+	} {
+		if reg, err := r(); err == nil {
+			s.handled = append(s.handled, reg.HasSynced)
+		}
 	}
 	return s
+}
+
+// handler queues the containers affects names for each change of an
+// informer's objects of type T; an object of another type (a tombstone
+// that does not unwrap) queues every local container.
+func handler[T any](s *Syncer, affects func(old, new *T) []string) cache.ResourceEventHandlerFuncs {
+	obj := func(o any) (*T, bool) {
+		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		t, ok := o.(*T)
+		return t, ok
+	}
+	on := func(old, new any) {
+		s.mu.Lock()
+		s.gen++
+		s.mu.Unlock()
+		var o, n *T
+		ok := true
+		if old != nil {
+			o, ok = obj(old)
+		}
+		if new != nil && ok {
+			n, ok = obj(new)
+		}
+		if !ok {
+			s.enqueueAll()
+			return
+		}
+		for _, id := range affects(o, n) {
+			s.queue.Add(id)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { on(nil, o) },
+		UpdateFunc: func(o, n any) { on(o, n) },
+		DeleteFunc: func(o any) { on(o, nil) },
+	}
+}
+
+// locals are the local containers Sync or Prepare has seen, with their
+// pods' labels from the pod informer.
+func (s *Syncer) locals() []Local {
+	s.mu.Lock()
+	out := make([]Local, 0, len(s.state))
+	for id, st := range s.state {
+		out = append(out, Local{ID: id, Namespace: st.pod[0], Name: st.pod[1], NADs: st.nads})
+	}
+	s.mu.Unlock()
+	for i, l := range out {
+		if o, ok, _ := s.pods.GetStore().GetByKey(l.Namespace + "/" + l.Name); ok {
+			if p, ok := o.(*corev1.Pod); ok {
+				out[i].Labels = p.Labels
+				if out[i].Labels == nil {
+					out[i].Labels = map[string]string{}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// policyNamespaces are the namespaces having a policy.
+func (s *Syncer) policyNamespaces() map[string]bool {
+	out := map[string]bool{}
+	for _, o := range s.policies.GetStore().List() {
+		if p, ok := o.(*mnp.MultiNetworkPolicy); ok {
+			out[p.Namespace] = true
+		}
+	}
+	return out
+}
+
+// seen records container id's pod and NADs for the queueing decision.
+func (s *Syncer) seen(id, namespace, name string, atts []netpol.Attachment) {
+	var nads []netpol.NAD
+	for _, a := range atts {
+		nads = append(nads, a.NAD)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.state[id]; st != nil {
+		st.pod, st.nads = [2]string{namespace, name}, nads
+	}
 }
 
 // index is the address index of the informers' pods and namespaces,
@@ -261,17 +375,9 @@ func (s *Syncer) index() netpol.Index {
 	return idx
 }
 
-// changed notes a change of the informers and queues every local pod.
-func (s *Syncer) changed() {
-	s.mu.Lock()
-	s.gen++
-	s.mu.Unlock()
-	s.enqueueAll()
-}
-
-// enqueueAll queues every local pod: any change may concern any of them
-// (a peer's IP, a namespace's labels, a policy); a pod whose plan did not
-// change is not written again.
+// enqueueAll queues every local container (the start, the periodic
+// resync, a change that cannot be told); a pod whose plan did not change
+// is not written again.
 func (s *Syncer) enqueueAll() {
 	ids, err := s.opts.Cache.List()
 	if err != nil {
@@ -279,6 +385,35 @@ func (s *Syncer) enqueueAll() {
 		return
 	}
 	for _, id := range ids {
+		s.queue.Add(id)
+	}
+}
+
+// enqueueNew queues the containers of the cache Sync has not seen yet and
+// those it knows that the cache no longer lists (the cache watch's
+// backstop).
+func (s *Syncer) enqueueNew() {
+	ids, err := s.opts.Cache.List()
+	if err != nil {
+		s.log.Warn("policy: listing plexus's cache", "err", err)
+		return
+	}
+	listed := map[string]bool{}
+	s.mu.Lock()
+	var add []string
+	for _, id := range ids {
+		listed[id] = true
+		if s.state[id] == nil {
+			add = append(add, id)
+		}
+	}
+	for id := range s.state {
+		if !listed[id] {
+			add = append(add, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range add {
 		s.queue.Add(id)
 	}
 }
@@ -291,7 +426,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	for _, inf := range []cache.SharedIndexInformer{s.pods, s.nss, s.policies} {
 		go inf.Run(ctx.Done())
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), s.pods.HasSynced, s.nss.HasSynced, s.policies.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), append([]cache.InformerSynced{s.pods.HasSynced, s.nss.HasSynced, s.policies.HasSynced}, s.handled...)...) {
 		return ctx.Err()
 	}
 	s.synced.Store(true)
@@ -299,14 +434,21 @@ func (s *Syncer) Run(ctx context.Context) error {
 		"namespaces", len(s.nss.GetStore().ListKeys()), "policies", len(s.policies.GetStore().ListKeys()))
 	go s.watchCache(ctx)
 	go func() {
+		// Every container at start and each Resync; new and gone ones
+		// each Rescan; the others when an event concerns them.
 		t := time.NewTicker(s.opts.Rescan)
 		defer t.Stop()
+		full := time.NewTicker(s.opts.Resync)
+		defer full.Stop()
+		s.enqueueAll()
 		for {
-			s.enqueueAll()
 			select {
 			case <-ctx.Done():
 				return
+			case <-full.C:
+				s.enqueueAll()
 			case <-t.C:
+				s.enqueueNew()
 			}
 		}
 	}()
@@ -386,6 +528,7 @@ func (s *Syncer) Sync(ctx context.Context, id string) error {
 		}
 		return nil
 	}
+	s.seen(id, e.PodNamespace, e.PodName, st.withPending(netpol.AttachmentsOf(e, s.opts.VFIO)))
 	obj, ok, err := s.pods.GetStore().GetByKey(e.PodNamespace + "/" + e.PodName)
 	if err != nil {
 		return err
@@ -463,6 +606,7 @@ func (st *podState) withPending(atts []netpol.Attachment) []netpol.Attachment {
 // compile is pod's plan for its attachments atts, and the plan's
 // fingerprint.
 func (s *Syncer) compile(pod *corev1.Pod, atts []netpol.Attachment) (netpol.Plan, string, error) {
+	s.compiles.Add(1)
 	target := netpol.Pod{Namespace: pod.Namespace, Name: pod.Name, Labels: pod.Labels, Ports: netpol.PodPorts(pod),
 		Attachments: atts}
 	var pols []*mnp.MultiNetworkPolicy
@@ -538,6 +682,7 @@ func (s *Syncer) Prepare(ctx context.Context, id, netns string, ref podnet.PodRe
 	st := s.stateOf(id)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	s.seen(id, ref.Namespace, ref.Name, slices.Concat(want, st.pending))
 	plan, fp, err := s.compile(pod, want)
 	if err != nil {
 		return err
